@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+// Starling: an SSE fan-out broker on libuv. Arrows point one way:
+// starling → StarlingServer → StarlingHTTP, StarlingStore → StarlingCore → C shims.
+import PackageDescription
+
+let package = Package(
+    name: "Starling",
+    products: [
+        .executable(name: "starling", targets: ["starling"]),
+        .library(name: "StarlingClient", targets: ["StarlingClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+    ],
+    targets: [
+        // C shims: module maps over Debian's -dev packages, nothing else.
+        .systemLibrary(name: "CLibUV", providers: [.apt(["libuv1-dev"])]),
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
+
+        // Plain Swift, no I/O: events, IDs, the SSE codec, JSON, queues, timers.
+        .target(name: "StarlingCore", dependencies: [
+            .product(name: "DequeModule", package: "swift-collections"),
+        ]),
+        // The storage engines behind one protocol.
+        .target(name: "StarlingStore", dependencies: [
+            "StarlingCore", .product(name: "DequeModule", package: "swift-collections"),
+        ]),
+        // libuv TCP + the C HTTP parser: server, connections, requests, responses.
+        .target(name: "StarlingHTTP", dependencies: [
+            "CLibUV", "CHTTPParser", "StarlingCore",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The broker: routes, subscriptions, fan-out, heartbeats.
+        .target(name: "StarlingServer", dependencies: [
+            "StarlingHTTP", "StarlingStore", "StarlingCore",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "DequeModule", package: "swift-collections"),
+        ]),
+        // Blocking Swift client used by the tests (and by tools that need no loop).
+        .target(name: "StarlingClient", dependencies: ["StarlingCore"]),
+        .executableTarget(name: "starling", dependencies: [
+            "StarlingServer",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore"]),
+        .testTarget(name: "StarlingServerTests", dependencies: ["StarlingClient", "StarlingCore"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

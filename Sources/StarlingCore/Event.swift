@@ -1,0 +1,70 @@
+// The event model (SPEC §3): what a publisher sends (EventDraft) and what the store
+// keeps (StoredEvent). A StoredEvent carries its SSE encoding, made once at store time.
+
+public enum EventData: Equatable, Sendable {
+    /// A JSON string: sent on the wire as its raw text.
+    case text(String)
+    /// Any other JSON value, kept as compact JSON text.
+    case json(String)
+
+    /// The bytes that go after `data:` on the wire.
+    public var wireText: String {
+        switch self { case .text(let s), .json(let s): return s }
+    }
+
+    /// The value as JSON (a string is quoted), for envelopes and notifications.
+    public var jsonText: String {
+        switch self {
+        case .text(let s): return JSONWriter.quoted(s)
+        case .json(let s): return s
+        }
+    }
+
+    /// Size that counts against `--max-event-bytes`.
+    public var byteCount: Int { wireText.utf8.count }
+}
+
+/// An event as a publisher sends it, checked but not yet stored.
+public struct EventDraft: Equatable, Sendable {
+    public var name: String
+    public var data: EventData
+    public var conflate: String?
+    public var final: Bool
+    public var producer: String?
+    public var seq: Int64?
+    /// Only on `POST /v1/events`, where each object names its channel.
+    public var channel: String?
+
+    public init(name: String = "message", data: EventData, conflate: String? = nil, final: Bool = false,
+                producer: String? = nil, seq: Int64? = nil, channel: String? = nil) {
+        self.name = name; self.data = data; self.conflate = conflate; self.final = final
+        self.producer = producer; self.seq = seq; self.channel = channel
+    }
+}
+
+/// A stored event. Immutable and shared: the store, every subscriber queue and replay
+/// all hold the same instance and the same encoded bytes.
+public final class StoredEvent {
+    public let channel: String
+    public let id: EventID
+    public let name: String
+    public let data: EventData
+    public let conflate: String?
+    public let final: Bool
+    /// Wall-clock milliseconds when stored (retention by age).
+    public let storedAtMs: UInt64
+    /// `id:`/`event:`/`data:` lines and the blank line, encoded once.
+    public let sse: SharedBytes
+
+    public init(channel: String, id: EventID, name: String, data: EventData, conflate: String?,
+                final: Bool, storedAtMs: UInt64) {
+        self.channel = channel; self.id = id; self.name = name; self.data = data
+        self.conflate = conflate; self.final = final; self.storedAtMs = storedAtMs
+        self.sse = SharedBytes(SSEEncoder.event(id: id.description, name: name, data: data.wireText))
+    }
+
+    public convenience init(channel: String, id: EventID, draft: EventDraft, storedAtMs: UInt64) {
+        self.init(channel: channel, id: id, name: draft.name, data: draft.data, conflate: draft.conflate,
+                  final: draft.final, storedAtMs: storedAtMs)
+    }
+}

@@ -1,0 +1,183 @@
+// PublishBody: turns a publish request body into checked EventDrafts (SPEC §3, §4).
+// A batch is checked whole before anything is stored: one bad element → an error
+// naming its index (or line), and nothing from the body is published.
+
+public struct PublishLimits: Sendable {
+    public var maxEventBytes: Int
+    public init(maxEventBytes: Int) { self.maxEventBytes = maxEventBytes }
+}
+
+public enum PublishBody {
+    /// The media types a publish accepts, by their essence (parameters stripped).
+    public enum MediaType: Equatable, Sendable {
+        case json, ndjson, eventStream, plainText
+
+        public init?(contentType: String?) {
+            guard let ct = contentType else { return nil }
+            let essence = ct.split(separator: ";", maxSplits: 1).first.map {
+                String($0).trimmingASCIIWhitespace().lowercased()
+            } ?? ""
+            switch essence {
+            case "application/json": self = .json
+            case "application/x-ndjson", "application/jsonl", "application/jsonlines": self = .ndjson
+            case "text/event-stream": self = .eventStream
+            case "text/plain": self = .plainText
+            default: return nil
+            }
+        }
+    }
+
+    /// Parses one whole JSON body: an event object or an array of them.
+    public static func parseJSON(_ body: [UInt8], limits: PublishLimits, channelKey: Bool) throws -> [EventDraft] {
+        let value: JSONValue
+        do { value = try JSONParser.parse(body) } catch let e as JSONError {
+            throw BrokerError(.badRequest, "bad_json", "invalid JSON: \(e)")
+        }
+        switch value {
+        case .array(let items):
+            guard !items.isEmpty else { throw BrokerError(.badRequest, "empty_batch", "the array holds no events") }
+            return try items.enumerated().map { k, item in
+                try draft(from: item, limits: limits, channelKey: channelKey, place: "event [\(k)]")
+            }
+        case .object:
+            return [try draft(from: value, limits: limits, channelKey: channelKey, place: "event")]
+        default:
+            throw BrokerError(.badRequest, "bad_event", "the body must be an event object or an array of them")
+        }
+    }
+
+    /// Parses one NDJSON line (1-based `line` for the error message); nil for a blank line.
+    public static func parseLine(_ bytes: ArraySlice<UInt8>, line: Int, limits: PublishLimits,
+                                 channelKey: Bool) throws -> EventDraft? {
+        var slice = bytes
+        if slice.last == 0x0D { slice = slice.dropLast() }
+        if slice.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return nil }
+        let value: JSONValue
+        do { value = try JSONParser.parse(slice) } catch let e as JSONError {
+            throw BrokerError(.badRequest, "bad_json", "line \(line): invalid JSON: \(e)")
+        }
+        return try draft(from: value, limits: limits, channelKey: channelKey, place: "line \(line)")
+    }
+
+    /// Parses a whole NDJSON body.
+    public static func parseNDJSON(_ body: [UInt8], limits: PublishLimits, channelKey: Bool) throws -> [EventDraft] {
+        var drafts: [EventDraft] = []
+        var lineNo = 0
+        var start = 0
+        while start < body.count {
+            let end = body[start...].firstIndex(of: 0x0A) ?? body.count
+            lineNo += 1
+            if let d = try parseLine(body[start..<end], line: lineNo, limits: limits, channelKey: channelKey) {
+                drafts.append(d)
+            }
+            start = end + 1
+        }
+        guard !drafts.isEmpty else { throw BrokerError(.badRequest, "empty_batch", "the body holds no events") }
+        return drafts
+    }
+
+    /// `text/plain`: the whole body is the data of one event.
+    public static func parsePlainText(_ body: [UInt8], name: String?, conflate: String?, final: Bool,
+                                      limits: PublishLimits) throws -> EventDraft {
+        if let bad = UTF8Check.firstInvalidOffset(body) {
+            throw BrokerError(.badRequest, "bad_utf8", "the body is not valid UTF-8 at byte \(bad)")
+        }
+        let d = EventDraft(name: name ?? "message", data: .text(String(decoding: body, as: UTF8.self)),
+                           conflate: conflate, final: final)
+        try check(d, limits: limits, place: "event")
+        return d
+    }
+
+    static let knownKeys: Set<String> = ["event", "data", "conflate", "final", "producer", "seq", "channel", "id"]
+
+    /// One event object → a draft, or an error that names `place`.
+    public static func draft(from value: JSONValue, limits: PublishLimits, channelKey: Bool,
+                             place: String) throws -> EventDraft {
+        guard case .object(let members) = value else {
+            throw BrokerError(.badRequest, "bad_event", "\(place): must be a JSON object")
+        }
+        var d = EventDraft(data: .json("null"))
+        var hasData = false
+        for (key, v) in members {
+            switch key {
+            case "event":
+                guard case .string(let s) = v else { throw bad(place, "\"event\" must be a string") }
+                d.name = s
+            case "data":
+                hasData = true
+                if case .string(let s) = v { d.data = .text(s) } else { d.data = .json(JSONWriter.compact(v)) }
+            case "conflate":
+                guard case .string(let s) = v, !s.isEmpty, s.utf8.count <= 200 else {
+                    throw bad(place, "\"conflate\" must be a string of 1–200 bytes")
+                }
+                d.conflate = s
+            case "final":
+                guard case .bool(let b) = v else { throw bad(place, "\"final\" must be true or false") }
+                d.final = b
+            case "producer":
+                guard case .string(let s) = v, !s.isEmpty, s.utf8.count <= 200 else {
+                    throw bad(place, "\"producer\" must be a string of 1–200 bytes")
+                }
+                d.producer = s
+            case "seq":
+                guard case .number(let n) = v, let seq = Int64(n), seq >= 0 else {
+                    throw bad(place, "\"seq\" must be a non-negative integer")
+                }
+                d.seq = seq
+            case "channel":
+                guard channelKey else { throw bad(place, "\"channel\" belongs in the URL on this route") }
+                guard case .string(let s) = v, Names.isValidChannel(s) else {
+                    throw bad(place, "\"channel\" must be 1–200 bytes of [A-Za-z0-9._:@-]")
+                }
+                d.channel = s
+            case "id":
+                throw bad(place, "\"id\" is assigned by the broker and cannot be sent")
+            default:
+                throw bad(place, "unknown field \"\(key)\" (known: event, data, conflate, final, producer, seq)")
+            }
+        }
+        guard hasData else { throw bad(place, "\"data\" is missing") }
+        if channelKey, d.channel == nil { throw bad(place, "\"channel\" is missing") }
+        if (d.producer == nil) != (d.seq == nil) { throw bad(place, "\"producer\" and \"seq\" go together") }
+        try check(d, limits: limits, place: place)
+        return d
+    }
+
+    static func check(_ d: EventDraft, limits: PublishLimits, place: String) throws {
+        guard Names.isValidEventName(d.name) else {
+            throw bad(place, "event name must be 1–64 bytes of [A-Za-z0-9._:-]")
+        }
+        guard !Names.isReserved(d.name) else {
+            throw bad(place, "event names starting \"starling.\" are reserved for the broker")
+        }
+        let size = d.data.byteCount
+        guard size <= limits.maxEventBytes else {
+            throw BrokerError(.tooLarge, "event_too_large",
+                              "\(place): data is \(size) bytes, over the limit of \(limits.maxEventBytes)")
+        }
+    }
+
+    static func bad(_ place: String, _ message: String) -> BrokerError {
+        BrokerError(.badRequest, "bad_event", "\(place): \(message)")
+    }
+}
+
+extension PublishBody {
+    /// `text/event-stream`: each dispatched event becomes one event with its name and data.
+    public static func parseEventStream(_ body: [UInt8], limits: PublishLimits) throws -> [EventDraft] {
+        if let bad = UTF8Check.firstInvalidOffset(body) {
+            throw BrokerError(.badRequest, "bad_utf8", "the body is not valid UTF-8 at byte \(bad)")
+        }
+        var parser = SSEParser()
+        var messages = parser.feed(body)
+        messages += parser.feed([0x0A, 0x0A])  // a stream that ends without its blank line
+        var drafts: [EventDraft] = []
+        for (k, m) in messages.enumerated() {
+            let d = EventDraft(name: m.event, data: .text(m.data))
+            try check(d, limits: limits, place: "event [\(k)]")
+            drafts.append(d)
+        }
+        guard !drafts.isEmpty else { throw BrokerError(.badRequest, "empty_batch", "the stream holds no events") }
+        return drafts
+    }
+}

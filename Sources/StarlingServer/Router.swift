@@ -1,0 +1,46 @@
+// Router: maps a path to a route and checks the method, giving 404 and 405 (with
+// `Allow`) in one place.
+import StarlingCore
+import StarlingHTTP
+
+enum Route {
+    case channelEvents(String)
+    case channelInfo(String)
+    case healthz, readyz, metrics
+
+    var allowedMethods: [String] {
+        switch self {
+        case .channelEvents: return ["GET", "POST", "OPTIONS"]
+        case .channelInfo: return ["GET", "OPTIONS"]
+        case .healthz, .readyz, .metrics: return ["GET"]
+        }
+    }
+
+    /// The route for `path`, or an HTTP error (404 unknown, 400 bad channel name).
+    static func match(_ path: Substring) throws -> Route {
+        switch path {
+        case "/healthz": return .healthz
+        case "/readyz": return .readyz
+        case "/metrics": return .metrics
+        default: break
+        }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        // "", "v1", "channels", ch[, "events"]
+        guard parts.count >= 4, parts.count <= 5, parts[0].isEmpty, parts[1] == "v1", parts[2] == "channels" else {
+            throw HTTPError(404, "not_found", "no route for \(path)")
+        }
+        let channel = Request.percentDecode(parts[3])
+        guard parts.count == 4 || parts[4] == "events" else { throw HTTPError(404, "not_found", "no route for \(path)") }
+        guard Names.isValidChannel(channel) else {
+            throw HTTPError(400, "bad_channel", "channel names are 1–200 bytes of [A-Za-z0-9._:@-]")
+        }
+        return parts.count == 5 ? .channelEvents(channel) : .channelInfo(channel)
+    }
+
+    func check(method: String) throws {
+        guard allowedMethods.contains(method) else {
+            throw HTTPError(405, "method_not_allowed", "\(method) is not allowed here",
+                            headers: [("Allow", allowedMethods.joined(separator: ", "))])
+        }
+    }
+}

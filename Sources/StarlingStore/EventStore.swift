@@ -1,0 +1,73 @@
+// EventStore: the one protocol every storage engine implements (SPEC §6). Calls are
+// made on the owning event loop and complete on it, possibly synchronously (memory)
+// or later (Redis). Live appends reach the broker through the delegate.
+import StarlingCore
+
+/// What a subscriber's resume point found.
+public struct ReadResult {
+    /// Retained events after the resume point, in channel order, at most the page limit.
+    public var events: [StoredEvent]
+    /// Set when the resume point is older than what is retained.
+    public var gap: Gap?
+    /// True when `events` reach the channel's newest event (no further page needed).
+    public var reachedEnd: Bool
+    /// The channel's final event, if it has completed.
+    public var finalID: EventID?
+
+    public init(events: [StoredEvent], gap: Gap?, reachedEnd: Bool, finalID: EventID?) {
+        self.events = events; self.gap = gap; self.reachedEnd = reachedEnd; self.finalID = finalID
+    }
+}
+
+/// History between `requested` and the oldest retained event is gone.
+public struct Gap: Equatable {
+    public var requested: EventID
+    /// The first event the stream carries after the notice; nil when none is retained.
+    public var resumedFrom: EventID?
+    public init(requested: EventID, resumedFrom: EventID?) { self.requested = requested; self.resumedFrom = resumedFrom }
+}
+
+public struct ChannelInfo: Equatable {
+    public var lastID: EventID?
+    public var length: Int
+    public var final: Bool
+    public init(lastID: EventID?, length: Int, final: Bool) { self.lastID = lastID; self.length = length; self.final = final }
+}
+
+/// The outcome of an append: the events stored, in order, and how many drafts were
+/// acknowledged without storing because their producer had already sent that `seq`.
+public struct AppendResult {
+    public var stored: [StoredEvent]
+    public var duplicates: Int
+    public init(stored: [StoredEvent], duplicates: Int) { self.stored = stored; self.duplicates = duplicates }
+}
+
+public protocol EventStoreDelegate: AnyObject {
+    /// Newly stored events of a watched channel, in order.
+    func store(didAppend events: [StoredEvent], to channel: String)
+}
+
+public protocol EventStore: AnyObject {
+    var delegate: EventStoreDelegate? { get set }
+    /// False while the backing store is unreachable (`/readyz` answers 503).
+    var isReady: Bool { get }
+
+    /// Stores `drafts` in order as one batch: all or nothing. Fails with `.conflict`
+    /// if the channel is final, `.unavailable` if the store cannot be reached.
+    func append(_ drafts: [EventDraft], to channel: String,
+                completion: @escaping (Result<AppendResult, BrokerError>) -> Void)
+
+    /// Reads up to `limit` retained events after `from`.
+    func read(_ channel: String, from: ResumePoint, limit: Int,
+              completion: @escaping (Result<ReadResult, BrokerError>) -> Void)
+
+    func info(_ channel: String, completion: @escaping (Result<ChannelInfo, BrokerError>) -> Void)
+
+    /// The broker has local subscribers on `channel` (engines that fan in from
+    /// elsewhere subscribe only to these) / no longer has any.
+    func watch(_ channel: String)
+    func unwatch(_ channel: String)
+
+    /// Housekeeping on the loop's tick: retention by age and the like.
+    func tick(nowMs: UInt64)
+}

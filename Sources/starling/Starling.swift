@@ -1,0 +1,108 @@
+// starling: the command line. Wiring only: parse flags, build the store and the broker
+// on an event loop, run it, drain on SIGTERM/SIGINT.
+import ArgumentParser
+import Logging
+import StarlingServer
+import StarlingStore
+import StarlingHTTP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct Starling: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "starling",
+        abstract: "An SSE fan-out broker: publish over HTTP, subscribe with EventSource, resume by event ID.",
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self)
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the broker.")
+
+    @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).")
+    var listen = "127.0.0.1:8080"
+    @Option(help: "Seconds without traffic before a subscriber gets a heartbeat comment.")
+    var heartbeat: Double = 15
+    @Option(help: "Bytes one subscriber may have queued before it is treated as a slow consumer.")
+    var clientBuffer = 1 << 20
+    @Option(help: "Bytes all subscribers together may have queued; past it the largest queues are shed.")
+    var maxQueuedBytes = 1 << 30
+    @Option(help: "Events retained per channel.")
+    var retainEvents = 1000
+    @Option(help: "Seconds an event is retained.")
+    var retainSeconds = 3600
+    @Option(help: "Largest event data in bytes.")
+    var maxEventBytes = 256 * 1024
+    @Option(help: "Largest non-streaming request body in bytes.")
+    var maxBodyBytes = 4 * 1024 * 1024
+    @Option(help: "Seconds a client has to send a request head.")
+    var headTimeout: Double = 10
+    @Option(help: "Seconds an idle keep-alive connection is kept.")
+    var idleTimeout: Double = 60
+    @Option(help: "Most client connections at once; more get 503.")
+    var maxConnections = 19_000
+    @Option(help: "Origin allowed to call from another origin (repeatable, or *).")
+    var corsOrigin: [String] = []
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel = "info"
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "starling")
+        signal(SIGPIPE, SIG_IGN)
+
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
+            throw ValidationError("--listen takes HOST:PORT")
+        }
+        let host = String(listen[..<colon]).trimmingCharacters(in: ["[", "]"])
+
+        var config = BrokerConfig()
+        config.heartbeatMs = UInt64(max(0.1, heartbeat) * 1000)
+        config.clientBufferBytes = clientBuffer
+        config.maxQueuedBytes = maxQueuedBytes
+        config.maxEventBytes = maxEventBytes
+        config.corsOrigins = corsOrigin
+        config.http.maxBodyBytes = maxBodyBytes
+        config.http.headTimeoutMs = UInt64(max(0.1, headTimeout) * 1000)
+        config.http.idleTimeoutMs = UInt64(max(0.1, idleTimeout) * 1000)
+        config.http.maxConnections = maxConnections
+
+        let loop = EventLoop()
+        let store = MemoryStore(retainEvents: retainEvents, retainSeconds: retainSeconds)
+        let broker = Broker(loop: loop, store: store, config: config, logger: logger)
+        let bound = try broker.listen(host: host, port: port)
+        // Tests and scripts read this line to learn the port.
+        print("starling listening on http://\(host.contains(":") ? "[\(host)]" : host):\(bound) (engine: memory)")
+        fflush(stdout)
+
+        var draining = false
+        let drain = {
+            guard !draining else { return }
+            draining = true
+            logger.notice("draining: closing subscribers, finishing answers in flight")
+            broker.drain(deadlineMs: 5_000) {
+                logger.notice("drained, exiting")
+                Glibc.exit(0)
+            }
+        }
+        loop.onSignal(SIGTERM, drain)
+        loop.onSignal(SIGINT, drain)
+        loop.run()
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: Set<Character>) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s.removeFirst() }
+        while let l = s.last, set.contains(l) { s.removeLast() }
+        return String(s)
+    }
+}
