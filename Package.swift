@@ -7,12 +7,14 @@ let package = Package(
     name: "Starling",
     products: [
         .executable(name: "starling", targets: ["starling"]),
+        .executable(name: "starling-load", targets: ["starling-load"]),
         .library(name: "StarlingClient", targets: ["StarlingClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
     ],
     targets: [
         // C shims: module maps over Debian's -dev packages, nothing else.
@@ -26,7 +28,9 @@ let package = Package(
         ]),
         // The storage engines behind one protocol.
         .target(name: "StarlingStore", dependencies: [
-            "StarlingCore", .product(name: "DequeModule", package: "swift-collections"),
+            "StarlingCore", "CHiredis", "CLibUV",
+            .product(name: "DequeModule", package: "swift-collections"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         // libuv TCP + the C HTTP parser: server, connections, requests, responses.
         .target(name: "StarlingHTTP", dependencies: [
@@ -47,8 +51,20 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // The load generator (SPEC §8): its engine as a library the tests can drive, and the CLI.
+        .target(name: "StarlingLoadKit", dependencies: [
+            "CLibUV", "CHTTPParser", "StarlingCore",
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ], path: "Tools/starling-load/StarlingLoadKit"),
+        .executableTarget(name: "starling-load", dependencies: [
+            "StarlingLoadKit",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Tools/starling-load/main"),
+
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore"]),
         .testTarget(name: "StarlingServerTests", dependencies: ["StarlingClient", "StarlingCore"]),
+        .testTarget(name: "StarlingRedisTests", dependencies: ["StarlingClient", "StarlingCore"]),
+        .testTarget(name: "StarlingLoadTests", dependencies: ["StarlingLoadKit", "StarlingClient", "StarlingCore"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,1 @@
+// The load generator's engine (issue #4).

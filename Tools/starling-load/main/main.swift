@@ -1,0 +1,1 @@
+print("starling-load: not built yet")
