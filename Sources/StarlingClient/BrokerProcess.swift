@@ -1,0 +1,82 @@
+// BrokerProcess: starts the real `starling` binary on an ephemeral port and stops it.
+// Used by the test suites and the load tool's smoke runs; never a stand-in.
+import Foundation
+
+public final class BrokerProcess {
+    public let process = Process()
+    public let port: Int
+    public let arguments: [String]
+    private let output = Pipe()
+
+    /// The `starling` binary: $STARLING_BIN, else beside the running test bundle or tool.
+    public static var binaryPath: String {
+        if let p = ProcessInfo.processInfo.environment["STARLING_BIN"] { return p }
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        return exe.deletingLastPathComponent().appendingPathComponent("starling").path
+    }
+
+    /// The Redis URL of the suite's private redis-server (the test command sets it).
+    /// Tests that need Redis fail, never skip, when it is missing.
+    public static func redisURL() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment["STARLING_TEST_REDIS"], !url.isEmpty else {
+            throw ClientError("STARLING_TEST_REDIS is not set: run the suite with `make test`, which starts a private Redis")
+        }
+        return url
+    }
+
+    /// Starts `starling serve --listen 127.0.0.1:0 <arguments>` and waits for its port.
+    public init(_ arguments: [String] = [], timeout: Double = 10) throws {
+        self.arguments = arguments
+        process.executableURL = URL(fileURLWithPath: Self.binaryPath)
+        process.arguments = ["serve", "--listen", "127.0.0.1:0"] + arguments
+        process.standardOutput = output
+        if ProcessInfo.processInfo.environment["STARLING_TEST_LOGS"] == nil {
+            process.standardError = FileHandle.nullDevice
+        }
+        try process.run()
+        let handle = output.fileHandleForReading
+        var seen = Data()
+        let deadline = Date().addingTimeInterval(timeout)
+        var found: Int?
+        while found == nil, Date() < deadline {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            seen.append(chunk)
+            let text = String(decoding: seen, as: UTF8.self)
+            if let line = text.split(separator: "\n").first(where: { $0.contains("listening on http://") }),
+               let url = line.split(separator: " ").first(where: { $0.hasPrefix("http://") }),
+               let colon = url.lastIndex(of: ":") {
+                found = Int(url[url.index(after: colon)...])
+            }
+        }
+        guard let port = found else {
+            process.terminate()
+            throw ClientError("starling did not report its port (binary \(Self.binaryPath)): \(String(decoding: seen, as: UTF8.self))")
+        }
+        self.port = port
+    }
+
+    public var client: StarlingHTTPClient { StarlingHTTPClient(port: port) }
+
+    /// Sends SIGTERM and waits for the exit status (nil if it did not exit in time).
+    @discardableResult
+    public func terminate(timeout: Double = 10) -> Int32? {
+        guard process.isRunning else { return process.terminationStatus }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit(); return nil }
+        return process.terminationStatus
+    }
+
+    public func kill9() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+    }
+
+    deinit { kill9() }
+}
+
+/// A channel name no other test uses.
+public func uniqueChannel(_ prefix: String = "t") -> String {
+    "\(prefix)-\(UInt32.random(in: 0...UInt32.max))-\(UInt32.random(in: 0...UInt32.max))"
+}
