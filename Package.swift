@@ -61,7 +61,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Tools/starling-load/main"),
 
-        .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore"]),
+        .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore", "StarlingStore"]),
         .testTarget(name: "StarlingServerTests", dependencies: ["StarlingClient", "StarlingCore"]),
         .testTarget(name: "StarlingRedisTests", dependencies: ["StarlingClient", "StarlingCore"]),
         .testTarget(name: "StarlingLoadTests", dependencies: ["StarlingLoadKit", "StarlingClient", "StarlingCore"]),

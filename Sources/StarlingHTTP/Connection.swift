@@ -44,6 +44,8 @@ public final class Connection: WheelTimed {
     private var headBytes = 0
     private var current: Request?
     private var failure: HTTPError?
+    /// Set once nothing more may be parsed (an error answer, `Connection: close`, a stream).
+    private var stopParsing = false
 
     // Answer ordering for pipelining.
     private var nextRequestSeq: UInt64 = 0
@@ -138,7 +140,8 @@ public final class Connection: WheelTimed {
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
         lastReadMs = loop.nowMs
-        guard state == .http, let p = parser else { return }  // streams and closing sockets ignore input
+        // Streams, closing sockets and connections past an error ignore further input.
+        guard state == .http, !stopParsing, let p = parser else { return }
         let n = http_parser_execute(p, parserSettings, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
         let err = ParserFacts.errno(p)
         if err == HPE_PAUSED { return }  // became a stream: nothing more is parsed
@@ -154,8 +157,8 @@ public final class Connection: WheelTimed {
 
     /// Answers a protocol-level error in turn and closes the connection after it.
     private func fail(_ error: HTTPError) {
-        guard state == .http, let p = parser else { return }
-        http_parser_pause(p, 1)
+        guard state == .http, parser != nil else { return }
+        stopParsing = true
         let seq: UInt64
         if let current { seq = current.sequence } else if messageBeganMs != nil { seq = nextRequestSeq - 1 } else {
             seq = nextRequestSeq; nextRequestSeq += 1
@@ -245,9 +248,13 @@ public final class Connection: WheelTimed {
         guard let r = current, let p = parser else { return 1 }
         current = nil
         servedRequests += 1
-        if !r.keepAlive { http_parser_pause(p, 1) }  // nothing after a `Connection: close` request
         handler?.handle(r, on: self)
-        if state == .streaming { http_parser_pause(p, 1) }
+        // Nothing is read after a `Connection: close` request or once the connection
+        // became a stream; pausing makes http_parser_execute return at once.
+        if !r.keepAlive || state == .streaming {
+            stopParsing = true
+            http_parser_pause(p, 1)
+        }
         return 0
     }
 
@@ -302,14 +309,22 @@ public final class Connection: WheelTimed {
     /// caller decides (the broker disconnects it).
     public func send(_ bytes: SharedBytes, conflate: String? = nil) -> OutboundQueue.PushResult {
         guard state == .streaming, !closeAfterFlush else { return .queued }
-        let r = queue.push(.init(bytes, conflate: conflate))
+        queue.pushUnbounded(.init(bytes, conflate: conflate))
         loop.markDirty(self)
-        return r
+        guard queue.totalBytes > queue.capacity else { return .queued }
+        // Over the bound: first let the kernel take what it can (a big batch can arrive
+        // between two loop turns), then drop superseded snapshots, and only then give up.
+        flush(notify: false)
+        guard isOpen, queue.totalBytes > queue.capacity else { return .queued }
+        let dropped = queue.conflate()
+        return queue.totalBytes > queue.capacity ? .overflow : .conflated(dropped: dropped)
     }
 
     // MARK: writing
 
-    func flush() {
+    /// Writes what is queued; `notify` lets a drained stream ask its delegate for more
+    /// (off when called from inside `send`, which the delegate itself is calling).
+    func flush(notify: Bool = true) {
         guard isOpen, !writeInFlight else { return }
         while queue.hasPending {
             let count = min(queue.pendingCount, 64)
@@ -334,7 +349,7 @@ public final class Connection: WheelTimed {
             if outcome < 0 { close(); return }
             if writeInFlight { return }
         }
-        drained()
+        if notify { drained() }
     }
 
     /// How many of the first `k` buffers `written` bytes covered completely.

@@ -1,0 +1,101 @@
+// HTTP/1.1 behaviour: pipelining, keep-alive, SSE response headers and opening bytes,
+// health routes, channel info, CORS.
+import StarlingClient
+import StarlingCore
+import XCTest
+
+final class HTTPTests: XCTestCase {
+    func testFiftyPipelinedPublishesAreAnsweredInOrder() throws {
+        try onEachEngine { broker, engine in
+            let ch = uniqueChannel()
+            let c = try BlockingConnection(port: broker.port)
+            var bytes: [UInt8] = []
+            for k in 1...50 {
+                bytes += StarlingHTTPClient.format("POST", "/v1/channels/\(ch)/events", headers: [("Content-Type", "text/plain")],
+                                                   body: Array("p-\(k)".utf8))
+            }
+            try c.send(bytes)  // all 50 in one write
+            var last: EventID?
+            for k in 1...50 {
+                let r = try HTTPResponse.read(from: c)
+                XCTAssertEqual(r.status, 200, "[\(engine)] #\(k)")
+                let id = EventID(try JSONParser.parse(r.body)["first"]!.stringValue!)!
+                if let last { XCTAssertGreaterThan(id, last, "answers come back in request order") }
+                last = id
+            }
+            let s = try broker.client.subscribe(ch, lastEventID: "earliest")
+            XCTAssertEqual(try s.next(50).map(\.data), (1...50).map { "p-\($0)" })
+        }
+    }
+
+    func testSSEResponseHeadersAndImmediateOpeningBytes() throws {
+        try onEachEngine { broker, _ in
+            let s = try broker.client.subscribe(uniqueChannel())
+            XCTAssertEqual(s.head.status, 200)
+            XCTAssertEqual(s.head.header("content-type"), "text/event-stream; charset=utf-8")
+            XCTAssertEqual(s.head.header("cache-control"), "no-cache, no-transform")
+            XCTAssertEqual(s.head.header("x-accel-buffering"), "no")
+            // The retry line and a comment arrive before any event.
+            let deadline = Clock.now() + 2
+            while s.parser.retry == nil, Clock.now() < deadline { try s.pump(timeout: 0.2) }
+            XCTAssertEqual(s.parser.retry, 2000)
+            XCTAssertGreaterThanOrEqual(s.comments, 1)
+        }
+    }
+
+    func testHealthReadyAndChannelInfo() throws {
+        try onEachEngine { broker, _ in
+            XCTAssertEqual(try broker.client.request("GET", "/healthz").status, 200)
+            XCTAssertEqual(try broker.client.request("GET", "/readyz").status, 200)
+            let ch = uniqueChannel()
+            let sub = try broker.client.subscribe(ch)
+            defer { _ = sub }
+            let ids = try broker.publishNumbered(ch, count: 3)
+            let info = try JSONParser.parse(broker.client.request("GET", "/v1/channels/\(ch)").body)
+            XCTAssertEqual(info["last_id"]?.stringValue, ids[2])
+            XCTAssertEqual(info["length"], .number("3"))
+            XCTAssertEqual(info["final"], .bool(false))
+            XCTAssertEqual(info["subscribers"], .number("1"))
+            let metrics = try broker.client.request("GET", "/metrics")
+            XCTAssertTrue(metrics.text.contains("starling_events_published_total"))
+        }
+    }
+
+    func testCORSPreflightAndAllowedOrigin() throws {
+        try onEachEngine(["--cors-origin", "https://app.example"]) { broker, _ in
+            let pre = try broker.client.request("OPTIONS", "/v1/channels/a/events", headers: [
+                ("Origin", "https://app.example"), ("Access-Control-Request-Method", "POST"),
+                ("Access-Control-Request-Headers", "content-type, last-event-id"),
+            ])
+            XCTAssertEqual(pre.status, 204)
+            XCTAssertEqual(pre.header("access-control-allow-origin"), "https://app.example")
+            let allowed = pre.header("access-control-allow-headers")?.lowercased() ?? ""
+            for h in ["content-type", "authorization", "last-event-id"] { XCTAssertTrue(allowed.contains(h), allowed) }
+            let sub = try broker.client.subscribe(uniqueChannel(), headers: [("Origin", "https://app.example")])
+            XCTAssertEqual(sub.head.header("access-control-allow-origin"), "https://app.example")
+            let pub = try broker.client.request("POST", "/v1/channels/a/events",
+                                                headers: [("Origin", "https://app.example"), ("Content-Type", "text/plain")],
+                                                body: Array("x".utf8))
+            XCTAssertEqual(pub.header("access-control-allow-origin"), "https://app.example")
+            let other = try broker.client.request("OPTIONS", "/v1/channels/a/events", headers: [("Origin", "https://evil.example")])
+            XCTAssertNil(other.header("access-control-allow-origin"), "a disallowed origin gets no CORS headers")
+        }
+    }
+
+    func testPlainTextAndNDJSONPublish() throws {
+        try onEachEngine { broker, _ in
+            let ch = uniqueChannel()
+            let t = try broker.client.request("POST", "/v1/channels/\(ch)/events?event=preview",
+                                              headers: [("Content-Type", "text/plain; charset=utf-8")], body: Array("line1\nline2".utf8))
+            XCTAssertEqual(t.status, 200)
+            let n = try broker.client.request("POST", "/v1/channels/\(ch)/events", headers: [("Content-Type", "application/x-ndjson")],
+                                              body: Array("{\"data\":\"a\"}\n\n{\"data\":{\"pct\":40},\"event\":\"progress\"}\n".utf8))
+            XCTAssertEqual(n.status, 200)
+            XCTAssertEqual(try JSONParser.parse(n.body)["count"], .number("2"))
+            let s = try broker.client.subscribe(ch, lastEventID: "earliest")
+            let got = try s.next(3)
+            XCTAssertEqual(got.map(\.event), ["preview", "message", "progress"])
+            XCTAssertEqual(got.map(\.data), ["line1\nline2", "a", "{\"pct\":40}"])
+        }
+    }
+}
