@@ -1,1 +1,0 @@
-// The load generator's engine (issue #4).
