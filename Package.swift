@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.0.0"),
     ],
     targets: [
         // C shims: module maps over Debian's -dev packages, nothing else.
@@ -37,9 +38,14 @@ let package = Package(
             "CLibUV", "CHTTPParser", "StarlingCore",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Who may publish and subscribe: JWT verification (jwt-kit) and channel claims.
+        .target(name: "StarlingAuth", dependencies: [
+            "StarlingCore",
+            .product(name: "JWTKit", package: "jwt-kit"),
+        ]),
         // The broker: routes, subscriptions, fan-out, heartbeats.
         .target(name: "StarlingServer", dependencies: [
-            "StarlingHTTP", "StarlingStore", "StarlingCore",
+            "StarlingHTTP", "StarlingStore", "StarlingCore", "StarlingAuth",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "DequeModule", package: "swift-collections"),
         ]),
@@ -63,6 +69,7 @@ let package = Package(
 
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore", "StarlingStore"]),
         .testTarget(name: "StarlingServerTests", dependencies: ["StarlingClient", "StarlingCore"]),
+        .testTarget(name: "StarlingAuthTests", dependencies: ["StarlingAuth", "StarlingCore", "StarlingClient"]),
         .testTarget(name: "StarlingRedisTests", dependencies: ["StarlingClient", "StarlingCore"]),
         .testTarget(name: "StarlingLoadTests", dependencies: ["StarlingLoadKit", "StarlingClient", "StarlingCore"]),
     ],

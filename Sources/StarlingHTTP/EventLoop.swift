@@ -4,6 +4,9 @@
 // repeating uv timer. All state here belongs to this loop's thread.
 import CLibUV
 import StarlingCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public final class EventLoop {
     public let uv: UnsafeMutablePointer<uv_loop_t>
@@ -16,6 +19,10 @@ public final class EventLoop {
     private let prepare: UnsafeMutablePointer<uv_prepare_t>
     private let ticker: UnsafeMutablePointer<uv_timer_t>
     private var tickHandlers: [(UInt64) -> Void] = []
+    /// Work handed to this loop from other threads (async JWT checks, other loops).
+    private let inbox: UnsafeMutablePointer<uv_async_t>
+    private var inboxLock = pthread_mutex_t()
+    private var inboxItems: [() -> Void] = []
 
     public init() {
         uv = UnsafeMutablePointer<uv_loop_t>.allocate(capacity: 1)
@@ -23,6 +30,8 @@ public final class EventLoop {
         readBuffer = UnsafeMutableRawPointer.allocate(byteCount: readBufferSize, alignment: 16)
         prepare = .allocate(capacity: 1)
         ticker = .allocate(capacity: 1)
+        inbox = .allocate(capacity: 1)
+        pthread_mutex_init(&inboxLock, nil)
         wheel = TimerWheel(tickMs: 100, slotCount: 1024, nowMs: uv_now(uv))
         uv.pointee.data = Unmanaged.passUnretained(self).toOpaque()
 
@@ -36,6 +45,27 @@ public final class EventLoop {
         uv_timer_start(ticker, { handle in
             EventLoop.from(handle!.pointee.loop).tick()
         }, 100, 100)
+        uv_async_init(uv, inbox) { handle in
+            EventLoop.from(handle!.pointee.loop).drainInbox()
+        }
+        inbox.pointee.data = uv.pointee.data
+        uv_unref(UnsafeMutableRawPointer(inbox).assumingMemoryBound(to: uv_handle_t.self))
+    }
+
+    /// Runs `body` on this loop's thread soon. The only call here safe from any thread.
+    public func execute(_ body: @escaping () -> Void) {
+        pthread_mutex_lock(&inboxLock)
+        inboxItems.append(body)
+        pthread_mutex_unlock(&inboxLock)
+        uv_async_send(inbox)
+    }
+
+    private func drainInbox() {
+        pthread_mutex_lock(&inboxLock)
+        let items = inboxItems
+        inboxItems.removeAll()
+        pthread_mutex_unlock(&inboxLock)
+        for item in items { item() }
     }
 
     static func from(_ loop: UnsafeMutablePointer<uv_loop_t>!) -> EventLoop {

@@ -13,5 +13,15 @@ trap cleanup EXIT
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 export STARLING_TEST_REDIS="redis://127.0.0.1:$REDIS_PORT/0"
 export STARLING_TEST_REDIS_PORT="$REDIS_PORT"
-swift build --build-tests
-swift test --skip-build --parallel --num-workers 2 2>&1 | tee /tmp/starling-test.log | grep -vE '^\[[0-9]+/[0-9]+\]' 
+echo "building (log: /tmp/starling-build.log)"
+swift build --build-tests > /tmp/starling-build.log 2>&1 || { grep -E "error" -A3 /tmp/starling-build.log | head -60; tail -20 /tmp/starling-build.log; exit 1; }
+set +e
+swift test --skip-build --disable-swift-testing 2>&1 | tee /tmp/starling-test.log
+status=${PIPESTATUS[0]}
+set -e
+# One plain closing line: XCTest's last summary, restated.
+summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" /tmp/starling-test.log | tail -1)
+total=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
+failed=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
+if [ -n "$summary" ]; then echo "tests: $((total - failed)) passed, $failed failed"; fi
+exit "$status"
