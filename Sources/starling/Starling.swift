@@ -45,6 +45,8 @@ struct Serve: ParsableCommand {
     var maxConnections = 19_000
     @Option(help: "Origin allowed to call from another origin (repeatable, or *).")
     var corsOrigin: [String] = []
+    @Option(help: "Store events in Redis streams at redis://[:password@]host:port/db (default: the in-memory engine).")
+    var redis: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
@@ -75,11 +77,21 @@ struct Serve: ParsableCommand {
         config.http.maxConnections = maxConnections
 
         let loop = EventLoop()
-        let store = MemoryStore(retainEvents: retainEvents, retainSeconds: retainSeconds)
+        let store: EventStore
+        if let redis {
+            guard let url = RedisURL(redis) else { throw ValidationError("--redis takes redis://host:port/db") }
+            let redisStore = RedisStore(loop: loop.uv, url: url, retainEvents: retainEvents, retainSeconds: retainSeconds, logger: logger)
+            redisStore.start()
+            // Listen either way (/readyz says 503 until Redis answers), but give it a moment.
+            if !redisStore.waitUntilReady(timeoutMs: 5_000) { logger.warning("redis \(url) is not reachable yet; retrying") }
+            store = redisStore
+        } else {
+            store = MemoryStore(retainEvents: retainEvents, retainSeconds: retainSeconds)
+        }
         let broker = Broker(loop: loop, store: store, config: config, logger: logger)
         let bound = try broker.listen(host: host, port: port)
         // Tests and scripts read this line to learn the port.
-        print("starling listening on http://\(host.contains(":") ? "[\(host)]" : host):\(bound) (engine: memory)")
+        print("starling listening on http://\(host.contains(":") ? "[\(host)]" : host):\(bound) (engine: \(redis == nil ? "memory" : "redis"))")
         fflush(stdout)
 
         var draining = false

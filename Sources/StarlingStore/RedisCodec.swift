@@ -1,0 +1,156 @@
+// RedisCodec: the Redis engine's data layout in one place, plain Swift: key names, the
+// publish script's arguments, stream entries, the pub/sub notification and XINFO STREAM.
+// ops/redis/publish.lua writes what this reads; the two change together.
+import StarlingCore
+
+enum RedisKeys {
+    /// The channel's stream, also the name of its pub/sub notification channel. The hash
+    /// tag keeps every key of a channel in one Redis Cluster slot.
+    static func stream(_ channel: String) -> String { "starling:{\(channel)}" }
+
+    /// The channel of a stream key / notification channel name, nil if not one of ours.
+    static func channel(fromStream key: String) -> String? {
+        guard key.hasPrefix("starling:{"), key.hasSuffix("}") else { return nil }
+        return String(key.dropFirst("starling:{".count).dropLast())
+    }
+}
+
+/// One PUBLISH of the script: the events of one batch and the ID of the entry before them.
+struct RedisNotification {
+    var previous: EventID
+    var events: [StoredEvent]
+}
+
+/// What XINFO STREAM tells about a channel's retained history.
+struct RedisStreamInfo {
+    var length: Int
+    var lastGeneratedID: EventID
+    /// The newest ID ever removed (trimmed, deleted); 0-0 when none was.
+    var maxDeletedID: EventID
+    var firstID: EventID?
+    var last: StoredEvent?
+}
+
+enum RedisCodec {
+    static let fieldsPerEvent = 7
+
+    /// The script's ARGV for one batch: retention, then 7 arguments per event.
+    static func publishArguments(_ drafts: [EventDraft], retainEvents: Int, retainSeconds: Int) -> [[UInt8]] {
+        var args: [[UInt8]] = [Array(String(retainEvents).utf8), Array(String(retainSeconds).utf8)]
+        args.reserveCapacity(2 + drafts.count * fieldsPerEvent)
+        for d in drafts {
+            let (kind, data): (String, String) = {
+                switch d.data {
+                case .text(let s): return ("text", s)
+                case .json(let s): return ("json", s)
+                }
+            }()
+            args.append(Array(d.name.utf8))
+            args.append(Array(data.utf8))
+            args.append(Array(kind.utf8))
+            args.append(Array((d.conflate ?? "").utf8))
+            args.append(d.final ? [UInt8(ascii: "1")] : [UInt8(ascii: "0")])
+            // The script reads a producer without a seq (or the reverse) as no producer, as
+            // the memory engine does.
+            let idempotent = d.producer != nil && d.seq != nil
+            args.append(idempotent ? Array(d.producer!.utf8) : [])
+            args.append(idempotent ? Array(String(d.seq!).utf8) : [])
+        }
+        return args
+    }
+
+    /// An XRANGE/XREVRANGE entry `[id, [field, value, …]]` as a stored event.
+    static func event(_ entry: RedisReply, channel: String) -> StoredEvent? {
+        guard let parts = entry.elements, parts.count == 2, let idText = parts[0].text,
+              let id = EventID(idText), let fields = parts[1].elements else { return nil }
+        var name = "message", data = "", kind = "text"
+        var conflate: String?
+        var final = false
+        var i = 0
+        while i + 1 < fields.count {
+            guard let f = fields[i].text, let v = fields[i + 1].text else { return nil }
+            switch f {
+            case "e": name = v
+            case "d": data = v
+            case "k": kind = v
+            case "c": conflate = v
+            case "f": final = v == "1"
+            default: break  // fields a later version may add
+            }
+            i += 2
+        }
+        return StoredEvent(channel: channel, id: id, name: name, data: kind == "json" ? .json(data) : .text(data),
+                           conflate: conflate, final: final, storedAtMs: id.ms)
+    }
+
+    static func events(_ reply: RedisReply, channel: String) -> [StoredEvent]? {
+        guard let entries = reply.elements else { return nil }
+        var out: [StoredEvent] = []
+        out.reserveCapacity(entries.count)
+        for e in entries {
+            guard let event = event(e, channel: channel) else { return nil }
+            out.append(event)
+        }
+        return out
+    }
+
+    /// Reads a notification: `<len>:<bytes>` fields "v1", previous ID, then 5 per event.
+    static func notification(_ bytes: [UInt8], channel: String) -> RedisNotification? {
+        var fields: [ArraySlice<UInt8>] = []
+        var i = 0
+        while i < bytes.count {
+            var len = 0
+            var digits = 0
+            while i < bytes.count, bytes[i] >= 48, bytes[i] <= 57, digits < 12 {
+                len = len * 10 + Int(bytes[i] - 48); i += 1; digits += 1
+            }
+            guard digits > 0, i < bytes.count, bytes[i] == UInt8(ascii: ":"), bytes.count - (i + 1) >= len else { return nil }
+            fields.append(bytes[(i + 1)..<(i + 1 + len)])
+            i += 1 + len
+        }
+        guard fields.count >= 2, (fields.count - 2) % 5 == 0, String(decoding: fields[0], as: UTF8.self) == "v1" else { return nil }
+        let prevText = String(decoding: fields[1], as: UTF8.self)
+        let previous = prevText.isEmpty ? EventID.zero : EventID(prevText)
+        guard let previous else { return nil }
+        var events: [StoredEvent] = []
+        events.reserveCapacity((fields.count - 2) / 5)
+        var k = 2
+        while k < fields.count {
+            guard let id = EventID(String(decoding: fields[k], as: UTF8.self)) else { return nil }
+            let name = String(decoding: fields[k + 1], as: UTF8.self)
+            let flags = fields[k + 2]
+            let conflate = flags.contains(UInt8(ascii: "c")) ? String(decoding: fields[k + 3], as: UTF8.self) : nil
+            let text = String(decoding: fields[k + 4], as: UTF8.self)
+            let data: EventData = flags.first == UInt8(ascii: "j") ? .json(text) : .text(text)
+            events.append(StoredEvent(channel: channel, id: id, name: name, data: data, conflate: conflate,
+                                      final: flags.contains(UInt8(ascii: "f")), storedAtMs: id.ms))
+            k += 5
+        }
+        return RedisNotification(previous: previous, events: events)
+    }
+
+    /// XINFO STREAM's flat `name, value, …` reply (RESP2).
+    static func streamInfo(_ reply: RedisReply, channel: String) -> RedisStreamInfo? {
+        guard let items = reply.elements else { return nil }
+        var info = RedisStreamInfo(length: 0, lastGeneratedID: .zero, maxDeletedID: .zero, firstID: nil, last: nil)
+        var i = 0
+        while i + 1 < items.count {
+            let value = items[i + 1]
+            switch items[i].text {
+            case "length"?:
+                if case .integer(let n) = value { info.length = Int(n) }
+            case "last-generated-id"?:
+                info.lastGeneratedID = value.text.flatMap { EventID($0) } ?? .zero
+            case "max-deleted-entry-id"?:
+                info.maxDeletedID = value.text.flatMap { EventID($0) } ?? .zero
+            case "first-entry"?:
+                info.firstID = value.elements?.first?.text.flatMap { EventID($0) }
+            case "last-entry"?:
+                if value.elements != nil { info.last = event(value, channel: channel) }
+            default: break
+            }
+            i += 2
+        }
+        return info
+    }
+}

@@ -1,0 +1,251 @@
+// RedisConnection: the thin wrapper over one hiredis async connection driven by the
+// broker's own libuv loop (hiredis's libuv adapter). Every C callback, Unmanaged box and
+// pointer of the Redis engine lives in this file; above it replies are RedisReply values,
+// and a connection that drops answers every command still in flight with nil.
+//
+// It reconnects by itself with backoff and jitter; the owner hears about each connect
+// and each loss, and re-sends whatever state (subscriptions) the new connection needs.
+import CHiredis
+import CLibUV
+
+final class RedisConnection {
+    typealias Completion = (RedisReply?) -> Void
+
+    let role: String
+    private let loop: UnsafeMutablePointer<CLibUV.uv_loop_t>
+    private let url: RedisURL
+    private var context: UnsafeMutablePointer<redisAsyncContext>?
+    private let retry: RedisTimer
+    private var backoff = RedisBackoff()
+    private var started = false
+    /// True between the connect callback and the first sign of loss; commands are
+    /// refused (send returns false) outside it.
+    private(set) var isConnected = false
+
+    /// The connection is up; handshake commands (AUTH, SELECT) are already queued first.
+    var onConnect: (() -> Void)?
+    /// The connection dropped or could not be made; a reconnect is already scheduled.
+    var onDisconnect: ((String) -> Void)?
+    /// Pub/sub traffic: subscribe/unsubscribe confirmations and messages.
+    var onPush: ((RedisReply) -> Void)?
+
+    init(loop: UnsafeMutablePointer<CLibUV.uv_loop_t>, url: RedisURL, role: String) {
+        self.loop = loop
+        self.url = url
+        self.role = role
+        self.retry = RedisTimer(loop: loop)
+    }
+
+    func start() {
+        guard !started else { return }
+        started = true
+        connect()
+    }
+
+    // MARK: commands
+
+    /// Queues one command (pipelined behind the others); `completion` gets its reply, or
+    /// nil if the connection drops first. False (and no completion) when not connected.
+    @discardableResult
+    func send(_ args: [[UInt8]], _ completion: Completion? = nil) -> Bool {
+        guard isConnected, let ac = context else { return false }
+        return enqueue(ac, args, completion)
+    }
+
+    @discardableResult
+    func send(_ args: [String], _ completion: Completion? = nil) -> Bool {
+        send(args.map { Array($0.utf8) }, completion)
+    }
+
+    /// SUBSCRIBE/UNSUBSCRIBE: their confirmations and the channel's messages reach `onPush`.
+    @discardableResult
+    func subscribe(_ channel: String) -> Bool { pubsubCommand(["SUBSCRIBE", channel]) }
+
+    @discardableResult
+    func unsubscribe(_ channel: String) -> Bool { pubsubCommand(["UNSUBSCRIBE", channel]) }
+
+    private func pubsubCommand(_ args: [String]) -> Bool {
+        guard isConnected, let ac = context else { return false }
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        return withArgv(args.map { Array($0.utf8) }) { argc, argv, lens in
+            redisAsyncCommandArgv(ac, redisPushCallback, me, argc, argv, lens) == REDIS_OK
+        }
+    }
+
+    private func enqueue(_ ac: UnsafeMutablePointer<redisAsyncContext>, _ args: [[UInt8]], _ completion: Completion?) -> Bool {
+        let box = completion.map { Unmanaged.passRetained(ReplyBox($0)).toOpaque() }
+        let ok = withArgv(args) { argc, argv, lens in
+            redisAsyncCommandArgv(ac, redisReplyCallback, box, argc, argv, lens) == REDIS_OK
+        }
+        if !ok, let box { Unmanaged<ReplyBox>.fromOpaque(box).release() }
+        return ok
+    }
+
+    /// hiredis copies the arguments into its output buffer during the call, so they only
+    /// need to live until it returns.
+    private func withArgv(_ args: [[UInt8]],
+                          _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> Bool) -> Bool {
+        let total = args.reduce(0) { $0 + $1.count }
+        let storage = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, total))
+        defer { storage.deallocate() }
+        var pointers: [UnsafePointer<CChar>?] = []
+        var lengths: [Int] = []
+        pointers.reserveCapacity(args.count)
+        lengths.reserveCapacity(args.count)
+        var offset = 0
+        for a in args {
+            a.withUnsafeBytes { raw in
+                if let base = raw.baseAddress { UnsafeMutableRawPointer(storage + offset).copyMemory(from: base, byteCount: a.count) }
+            }
+            pointers.append(UnsafePointer(storage + offset))
+            lengths.append(a.count)
+            offset += a.count
+        }
+        return pointers.withUnsafeMutableBufferPointer { p in
+            lengths.withUnsafeBufferPointer { l in body(Int32(args.count), p.baseAddress!, l.baseAddress!) }
+        }
+    }
+
+    // MARK: connection life
+
+    private func connect() {
+        guard context == nil else { return }
+        guard let ac = redisAsyncConnect(url.host, Int32(url.port)) else { return scheduleReconnect("cannot allocate a context") }
+        if ac.pointee.err != 0 {
+            let reason = String(cString: ac.pointee.errstr)
+            redisAsyncFree(ac)
+            return scheduleReconnect(reason)
+        }
+        ac.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        let hiredisLoop = UnsafeMutableRawPointer(loop).assumingMemoryBound(to: CHiredis.uv_loop_t.self)
+        guard redisLibuvAttach(ac, hiredisLoop) == REDIS_OK else {
+            redisAsyncFree(ac)
+            return scheduleReconnect("cannot attach to the event loop")
+        }
+        redisAsyncSetConnectCallback(ac, redisConnectCallback)
+        redisAsyncSetDisconnectCallback(ac, redisDisconnectCallback)
+        context = ac
+        // Queued now, written first once the socket connects: before any caller's command.
+        if let password = url.password { _ = enqueue(ac, [Array("AUTH".utf8), Array(password.utf8)], nil) }
+        if url.db != 0 { _ = enqueue(ac, [Array("SELECT".utf8), Array(String(url.db).utf8)], nil) }
+    }
+
+    fileprivate func connected(status: Int32, reason: String) {
+        if status == REDIS_OK {
+            isConnected = true
+            backoff.reset()
+            onConnect?()
+        } else {
+            // hiredis frees the context after this callback; no disconnect callback follows.
+            context = nil
+            scheduleReconnect(reason)
+        }
+    }
+
+    fileprivate func disconnected(reason: String) {
+        context = nil
+        scheduleReconnect(reason)
+    }
+
+    /// A nil reply means hiredis is tearing the context down: refuse new commands now,
+    /// before the disconnect callback, so completions cannot queue onto a dying context.
+    fileprivate func lostReply() { isConnected = false }
+
+    private func scheduleReconnect(_ reason: String) {
+        isConnected = false
+        let delay = backoff.next()
+        retry.start(afterMs: delay) { [weak self] in self?.connect() }
+        onDisconnect?("\(reason) (reconnecting in \(delay) ms)")
+    }
+
+    fileprivate static func from(_ ac: UnsafePointer<redisAsyncContext>?) -> RedisConnection? {
+        guard let data = ac?.pointee.data else { return nil }
+        return Unmanaged<RedisConnection>.fromOpaque(data).takeUnretainedValue()
+    }
+
+    fileprivate static func reason(_ ac: UnsafePointer<redisAsyncContext>?) -> String {
+        guard let ac, let s = ac.pointee.errstr else { return "connection closed" }
+        let text = String(cString: s)
+        return text.isEmpty ? "connection closed" : text
+    }
+}
+
+// MARK: C callbacks (no captures: they find their Swift object through privdata or ac->data)
+
+private let redisConnectCallback: @convention(c) (UnsafePointer<redisAsyncContext>?, Int32) -> Void = { ac, status in
+    RedisConnection.from(ac)?.connected(status: status, reason: RedisConnection.reason(ac))
+}
+
+private let redisDisconnectCallback: @convention(c) (UnsafePointer<redisAsyncContext>?, Int32) -> Void = { ac, _ in
+    RedisConnection.from(ac)?.disconnected(reason: RedisConnection.reason(ac))
+}
+
+private let redisReplyCallback: @convention(c) (UnsafeMutablePointer<redisAsyncContext>?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void = { ac, reply, privdata in
+    let value = reply.map { copyReply($0.assumingMemoryBound(to: redisReply.self)) }
+    if value == nil, let ac { RedisConnection.from(UnsafePointer(ac))?.lostReply() }
+    guard let privdata else { return }
+    let box = Unmanaged<ReplyBox>.fromOpaque(privdata).takeRetainedValue()
+    box.completion(value)
+}
+
+private let redisPushCallback: @convention(c) (UnsafeMutablePointer<redisAsyncContext>?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void = { _, reply, privdata in
+    // A nil reply comes when the context is freed; the disconnect callback reports that.
+    guard let reply, let privdata else { return }
+    let connection = Unmanaged<RedisConnection>.fromOpaque(privdata).takeUnretainedValue()
+    connection.onPush?(copyReply(reply.assumingMemoryBound(to: redisReply.self)))
+}
+
+private func copyReply(_ r: UnsafeMutablePointer<redisReply>) -> RedisReply {
+    let p = r.pointee
+    switch p.type {
+    case REDIS_REPLY_STRING:
+        guard let s = p.str else { return .bulk([]) }
+        return .bulk(Array(UnsafeRawBufferPointer(start: s, count: p.len)))
+    case REDIS_REPLY_STATUS:
+        return .status(p.str.map { String(cString: $0) } ?? "")
+    case REDIS_REPLY_ERROR:
+        return .error(p.str.map { String(cString: $0) } ?? "")
+    case REDIS_REPLY_INTEGER:
+        return .integer(Int64(p.integer))
+    case REDIS_REPLY_ARRAY:
+        var items: [RedisReply] = []
+        items.reserveCapacity(p.elements)
+        for i in 0..<p.elements {
+            if let e = p.element[i] { items.append(copyReply(e)) } else { items.append(.null) }
+        }
+        return .array(items)
+    default:
+        return .null
+    }
+}
+
+private final class ReplyBox {
+    let completion: RedisConnection.Completion
+    init(_ completion: @escaping RedisConnection.Completion) { self.completion = completion }
+}
+
+/// A one-shot, restartable uv timer (reconnect delays). Lives as long as its owner.
+final class RedisTimer {
+    private let handle: UnsafeMutablePointer<uv_timer_t>
+    private var body: (() -> Void)?
+
+    init(loop: UnsafeMutablePointer<uv_loop_t>) {
+        handle = .allocate(capacity: 1)
+        uv_timer_init(loop, handle)
+        handle.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    func start(afterMs ms: UInt64, _ body: @escaping () -> Void) {
+        self.body = body
+        uv_timer_start(handle, { h in
+            guard let h, let data = h.pointee.data else { return }
+            let timer = Unmanaged<RedisTimer>.fromOpaque(data).takeUnretainedValue()
+            let body = timer.body
+            timer.body = nil
+            body?()
+        }, ms, 0)
+    }
+}
+
+/// Runs one iteration of `loop`: used only to wait for Redis before the broker listens.
+func runLoopOnce(_ loop: UnsafeMutablePointer<uv_loop_t>) { uv_run(loop, UV_RUN_ONCE) }

@@ -1,0 +1,379 @@
+// RedisStore: the Redis streams engine (SPEC §6). One stream per channel (`starling:{ch}`),
+// published by one EVALSHA of ops/redis/publish.lua, replayed by XRANGE, fanned in from
+// every node through the script's PUBLISH. Two hiredis connections on the broker's loop:
+// `commands` (pipelined) and `pubsub` (only channels with local subscribers).
+//
+// Invariant per watched channel: events reach the delegate in strictly increasing ID
+// order with no hole. `lastDelivered` is the newest ID handed over; a notification is
+// applied only when its previous-ID equals it, anything else (a lost notification, a
+// reconnect, a quiet channel on the periodic check) is filled from the stream by
+// XRANGE (lastDelivered +, and notifications that arrive meanwhile wait in `held`.
+import CLibUV
+import Logging
+import StarlingCore
+
+public final class RedisStore: EventStore {
+    /// A channel with local subscribers.
+    final class Watch {
+        /// Newest ID delivered; nil until the baseline (the stream's newest entry when the
+        /// watch began, read before the first subscriber's replay) is known.
+        var lastDelivered: EventID?
+        var baselinePending = false
+        var filling = false
+        /// Notifications that arrived before the baseline or during a fill.
+        var held: [RedisNotification] = []
+        var heldOverflow = false
+    }
+
+    /// Where a pub/sub subscription stands. A channel is never SUBSCRIBEd while its
+    /// UNSUBSCRIBE is unconfirmed (hiredis would drop the new callback with the old one).
+    enum Subscription { case subscribing, subscribed, unsubscribing }
+
+    public weak var delegate: EventStoreDelegate?
+    public var isReady: Bool { commands.isConnected && pubsub.isConnected }
+
+    private let loop: UnsafeMutablePointer<uv_loop_t>
+    private let url: RedisURL
+    private let commands: RedisConnection
+    private let pubsub: RedisConnection
+    private let retainEvents: Int
+    private let retainSeconds: Int
+    private let logger: Logger
+    private var scriptSHA: String?
+    private var watches: [String: Watch] = [:]
+    private var subscriptions: [String: Subscription] = [:]
+
+    static let fillPageSize = 512
+    static let maxHeldNotifications = 4096
+
+    public init(loop: UnsafeMutablePointer<uv_loop_t>, url: RedisURL, retainEvents: Int, retainSeconds: Int, logger: Logger) {
+        self.loop = loop
+        self.url = url
+        self.retainEvents = max(1, retainEvents)
+        self.retainSeconds = max(1, retainSeconds)
+        self.logger = logger
+        commands = RedisConnection(loop: loop, url: url, role: "commands")
+        pubsub = RedisConnection(loop: loop, url: url, role: "pubsub")
+        commands.onConnect = { [unowned self] in commandsConnected() }
+        commands.onDisconnect = { reason in logger.warning("redis \(url) commands connection: \(reason)") }
+        pubsub.onConnect = { [unowned self] in pubsubConnected() }
+        pubsub.onDisconnect = { [unowned self] reason in
+            subscriptions.removeAll()
+            logger.warning("redis \(url) pub/sub connection: \(reason)")
+        }
+        pubsub.onPush = { [unowned self] reply in received(reply) }
+    }
+
+    /// Opens both connections (they keep reconnecting on their own from then on).
+    public func start() {
+        commands.start()
+        pubsub.start()
+    }
+
+    /// Runs the loop until both connections are up or `timeoutMs` passes; used once at
+    /// start-up so the broker does not answer 503 to its first requests.
+    public func waitUntilReady(timeoutMs: UInt64) -> Bool {
+        let deadline = WallClock.nowMs() + timeoutMs
+        while !isReady, WallClock.nowMs() < deadline { runLoopOnce(loop) }
+        return isReady
+    }
+
+    // MARK: connections
+
+    private func commandsConnected() {
+        logger.notice("redis \(url) commands connection up")
+        // Queued before anything else on this connection, so EVALSHA behind it finds the
+        // script even on a Redis that restarted empty.
+        commands.send(["SCRIPT", "LOAD", RedisPublishScript.source]) { [weak self] reply in
+            guard let self, let reply else { return }
+            if let sha = reply.text { self.scriptSHA = sha } else {
+                self.logger.error("redis SCRIPT LOAD failed: \(reply.errorMessage ?? "\(reply)")")
+            }
+        }
+        // Whatever was published while we were away is in the streams.
+        for (channel, w) in watches { catchUp(channel, w) }
+    }
+
+    private func pubsubConnected() {
+        logger.notice("redis \(url) pub/sub connection up")
+        subscriptions.removeAll()
+        for channel in watches.keys { reconcile(channel) }
+    }
+
+    // MARK: EventStore
+
+    public func append(_ drafts: [EventDraft], to channel: String,
+                       completion: @escaping (Result<AppendResult, BrokerError>) -> Void) {
+        guard commands.isConnected else { return completion(.failure(Self.unreachable)) }
+        if let k = drafts.firstIndex(where: { $0.final }), k != drafts.count - 1 {
+            return completion(.failure(BrokerError(.badRequest, "bad_event", "event [\(k + 1)]: follows the final event")))
+        }
+        guard !drafts.isEmpty else { return completion(.success(AppendResult(stored: [], duplicates: 0))) }
+        let argv = RedisCodec.publishArguments(drafts, retainEvents: retainEvents, retainSeconds: retainSeconds)
+        evalPublish(channel, drafts, argv, retried: false, completion)
+    }
+
+    private func evalPublish(_ channel: String, _ drafts: [EventDraft], _ argv: [[UInt8]], retried: Bool,
+                             _ completion: @escaping (Result<AppendResult, BrokerError>) -> Void) {
+        let head: [String] = scriptSHA.map { ["EVALSHA", $0] } ?? ["EVAL", RedisPublishScript.source]
+        let args = (head + ["1", RedisKeys.stream(channel)]).map { Array($0.utf8) } + argv
+        let sent = commands.send(args) { [weak self] reply in
+            guard let self else { return }
+            guard let reply else {
+                return completion(.failure(BrokerError(.unavailable, "store_unavailable",
+                    "the Redis connection dropped before the batch was acknowledged; retry (with producer/seq to be safe)")))
+            }
+            switch reply {
+            case .array(let items) where items.count == drafts.count:
+                var stored: [StoredEvent] = []
+                stored.reserveCapacity(items.count)
+                var duplicates = 0
+                for (i, item) in items.enumerated() {
+                    guard let text = item.text, !text.isEmpty, let id = EventID(text) else { duplicates += 1; continue }
+                    stored.append(StoredEvent(channel: channel, id: id, draft: drafts[i], storedAtMs: id.ms))
+                }
+                completion(.success(AppendResult(stored: stored, duplicates: duplicates)))
+            case .error(let message) where message.hasPrefix("NOSCRIPT") && !retried:
+                // The script cache was flushed: EVAL carries the text and caches it again.
+                self.scriptSHA = nil
+                self.evalPublish(channel, drafts, argv, retried: true, completion)
+            case .error(let message) where message.hasPrefix("FINAL"):
+                completion(.failure(BrokerError(.conflict, "channel_final", "channel \(channel) is final and accepts no more events")))
+            case .error(let message) where message.hasPrefix("ERR starling:"):
+                completion(.failure(BrokerError(.badRequest, "bad_event", String(message.dropFirst("ERR starling: ".count)))))
+            default:
+                // LOADING, OOM, READONLY, BUSY …: Redis cannot take it now.
+                self.logger.warning("redis publish to \(channel) failed: \(reply.errorMessage ?? "\(reply)")")
+                completion(.failure(BrokerError(.unavailable, "store_unavailable",
+                    "Redis refused the publish: \(reply.errorMessage ?? "unexpected reply")")))
+            }
+        }
+        if !sent { completion(.failure(Self.unreachable)) }
+    }
+
+    public func read(_ channel: String, from: ResumePoint, limit: Int,
+                     completion: @escaping (Result<ReadResult, BrokerError>) -> Void) {
+        guard commands.isConnected else { return completion(.failure(Self.unreachable)) }
+        let key = RedisKeys.stream(channel)
+        let start: String
+        switch from {
+        case .live:
+            // Only the final state matters: nothing is replayed.
+            let sent = commands.send(["XINFO", "STREAM", key]) { reply in
+                guard let reply else { return completion(.failure(Self.unreachable)) }
+                let info = RedisCodec.streamInfo(reply, channel: channel)
+                completion(.success(ReadResult(events: [], gap: nil, reachedEnd: true, finalID: Self.finalID(info))))
+            }
+            if !sent { completion(.failure(Self.unreachable)) }
+            return
+        case .earliest: start = "-"
+        case .after(let id): start = "(\(id)"
+        }
+        let page = max(1, limit)
+        // MULTI/EXEC: the history facts (XINFO) and the page (XRANGE) describe one instant,
+        // so a trim between them can neither fake nor hide a gap. One more entry than the
+        // page tells whether the page reaches the end.
+        commands.send(["MULTI"])
+        commands.send(["XINFO", "STREAM", key])
+        commands.send(["XRANGE", key, start, "+", "COUNT", String(page + 1)])
+        let sent = commands.send(["EXEC"]) { reply in
+            guard let parts = reply?.elements, parts.count == 2, let entries = RedisCodec.events(parts[1], channel: channel) else {
+                return completion(.failure(BrokerError(.unavailable, "store_unavailable",
+                    "Redis did not answer the read: \(reply?.errorMessage ?? "connection lost")")))
+            }
+            let info = RedisCodec.streamInfo(parts[0], channel: channel)
+            let events = Array(entries.prefix(page))
+            var gap: Gap?
+            if case .after(let id) = from {
+                gap = Self.gap(after: id, info: info, resumedFrom: events.first?.id)
+            }
+            completion(.success(ReadResult(events: events, gap: gap, reachedEnd: entries.count <= page, finalID: Self.finalID(info))))
+        }
+        if !sent { completion(.failure(Self.unreachable)) }
+    }
+
+    public func info(_ channel: String, completion: @escaping (Result<ChannelInfo, BrokerError>) -> Void) {
+        guard commands.isConnected else { return completion(.failure(Self.unreachable)) }
+        let sent = commands.send(["XINFO", "STREAM", RedisKeys.stream(channel)]) { reply in
+            guard let reply else { return completion(.failure(Self.unreachable)) }
+            guard let info = RedisCodec.streamInfo(reply, channel: channel) else {
+                // "no such key": a channel never published, or expired.
+                return completion(.success(ChannelInfo(lastID: nil, length: 0, final: false)))
+            }
+            let last = info.last?.id ?? (info.lastGeneratedID == .zero ? nil : info.lastGeneratedID)
+            completion(.success(ChannelInfo(lastID: last, length: info.length, final: info.last?.final ?? false)))
+        }
+        if !sent { completion(.failure(Self.unreachable)) }
+    }
+
+    public func watch(_ channel: String) {
+        guard watches[channel] == nil else { return }
+        let w = Watch()
+        watches[channel] = w
+        // The baseline goes out now, before the first subscriber's read on the same
+        // connection: anything newer than it is delivered, so nothing between the read
+        // and the SUBSCRIBE taking effect can be missed.
+        requestBaseline(channel, w)
+        reconcile(channel)
+    }
+
+    public func unwatch(_ channel: String) {
+        guard watches.removeValue(forKey: channel) != nil else { return }
+        reconcile(channel)
+    }
+
+    /// The periodic check: a quiet channel whose last notification was lost has no next
+    /// one to reveal the hole, so compare each watched channel with its stream.
+    public func tick(nowMs: UInt64) {
+        for (channel, w) in watches {
+            catchUp(channel, w)
+            if subscriptions[channel] == nil { reconcile(channel) }
+        }
+    }
+
+    // MARK: gap rules
+
+    static let unreachable = BrokerError(.unavailable, "store_unavailable", "Redis cannot be reached")
+
+    static func finalID(_ info: RedisStreamInfo?) -> EventID? {
+        guard let last = info?.last, last.final else { return nil }
+        return last.id
+    }
+
+    /// Whether history after `requested` is gone. `info` is nil when the key is missing:
+    /// the stream expired, was deleted, or Redis restarted without it. Otherwise entries
+    /// were removed after `requested` (max-deleted-entry-id above it), or `requested`
+    /// predates a stream that never held it (a recreated stream: its first entry is newer
+    /// and nothing was deleted up to `requested`).
+    static func gap(after requested: EventID, info: RedisStreamInfo?, resumedFrom: EventID?) -> Gap? {
+        guard let info else { return Gap(requested: requested, resumedFrom: resumedFrom) }
+        if let f = finalID(info), requested >= f { return nil }
+        var lost = requested < info.maxDeletedID
+        if !lost, let first = info.firstID, requested < first, requested != info.maxDeletedID { lost = true }
+        return lost ? Gap(requested: requested, resumedFrom: resumedFrom) : nil
+    }
+
+    // MARK: live delivery
+
+    private func requestBaseline(_ channel: String, _ w: Watch) {
+        guard w.lastDelivered == nil, !w.baselinePending else { return }
+        w.baselinePending = true
+        let sent = commands.send(["XREVRANGE", RedisKeys.stream(channel), "+", "-", "COUNT", "1"]) { [weak self] reply in
+            guard let self, self.watches[channel] === w else { return }
+            w.baselinePending = false
+            guard let reply else { return }  // retried on reconnect
+            w.lastDelivered = reply.elements?.first?.elements?.first?.text.flatMap { EventID($0) } ?? .zero
+            self.fill(channel, w)
+        }
+        if !sent { w.baselinePending = false }
+    }
+
+    private func catchUp(_ channel: String, _ w: Watch) {
+        if w.lastDelivered == nil { requestBaseline(channel, w) } else { fill(channel, w) }
+    }
+
+    /// Delivers what the stream holds after `lastDelivered`, page by page, then the held
+    /// notifications that are still news.
+    private func fill(_ channel: String, _ w: Watch) {
+        guard let last = w.lastDelivered, !w.filling else { return }
+        w.filling = true
+        let start = last == .zero ? "-" : "(\(last)"
+        let sent = commands.send(["XRANGE", RedisKeys.stream(channel), start, "+", "COUNT", String(Self.fillPageSize)]) { [weak self] reply in
+            self?.filled(channel, w, reply)
+        }
+        if !sent { w.filling = false }  // the reconnect catches up
+    }
+
+    private func filled(_ channel: String, _ w: Watch, _ reply: RedisReply?) {
+        guard watches[channel] === w else { return }
+        w.filling = false
+        guard let reply, let events = RedisCodec.events(reply, channel: channel), let last = w.lastDelivered else {
+            return  // the connection dropped or the key is not a stream: the next tick retries
+        }
+        let fresh = events.filter { $0.id > last }
+        if let newest = fresh.last { w.lastDelivered = newest.id }
+        deliver(fresh, to: channel)
+        guard watches[channel] === w else { return }
+        if events.count == Self.fillPageSize || w.heldOverflow {
+            w.heldOverflow = false
+            w.held.removeAll()
+            return fill(channel, w)
+        }
+        let held = w.held
+        w.held.removeAll()
+        // Everything held was stored before this fill's XRANGE ran or is newer; `apply`
+        // skips the first kind and chains the second. A hole starts another fill, which
+        // covers whatever is left here.
+        for n in held {
+            guard watches[channel] === w, !w.filling else { return }
+            apply(n, channel, w)
+        }
+    }
+
+    private func received(_ reply: RedisReply) {
+        guard let parts = reply.elements, parts.count >= 3, let kind = parts[0].text,
+              let name = parts[1].text, let channel = RedisKeys.channel(fromStream: name) else { return }
+        switch kind {
+        case "message":
+            guard let w = watches[channel] else { return }
+            guard let payload = parts[2].bytes, let n = RedisCodec.notification(payload, channel: channel) else {
+                logger.warning("redis: unreadable notification on \(name); filling from the stream")
+                return catchUp(channel, w)
+            }
+            if w.lastDelivered == nil || w.filling {
+                if w.held.count < Self.maxHeldNotifications { w.held.append(n) } else { w.heldOverflow = true }
+                return
+            }
+            apply(n, channel, w)
+        case "subscribe":
+            subscriptions[channel] = .subscribed
+            reconcile(channel)
+            // Events stored between the baseline and this moment announced nothing to us.
+            if let w = watches[channel] { catchUp(channel, w) }
+        case "unsubscribe":
+            subscriptions[channel] = nil
+            reconcile(channel)
+        default:
+            break
+        }
+    }
+
+    /// Delivers a notification's events that follow `lastDelivered` without a hole; on a
+    /// hole, delivers what came before it and fills the rest from the stream.
+    private func apply(_ n: RedisNotification, _ channel: String, _ w: Watch) {
+        guard var last = w.lastDelivered else { return }
+        var previous = n.previous
+        var fresh: [StoredEvent] = []
+        var hole = false
+        for e in n.events {
+            defer { previous = e.id }
+            if e.id <= last { continue }
+            if previous != last { hole = true; break }
+            fresh.append(e)
+            last = e.id
+        }
+        w.lastDelivered = last
+        deliver(fresh, to: channel)
+        if hole, watches[channel] === w { fill(channel, w) }
+    }
+
+    private func deliver(_ events: [StoredEvent], to channel: String) {
+        guard !events.isEmpty else { return }
+        delegate?.store(didAppend: events, to: channel)
+    }
+
+    /// Moves the channel's pub/sub subscription one step toward "subscribed iff watched".
+    private func reconcile(_ channel: String) {
+        guard pubsub.isConnected else { return }
+        let wanted = watches[channel] != nil
+        let key = RedisKeys.stream(channel)
+        switch subscriptions[channel] {
+        case nil where wanted:
+            if pubsub.subscribe(key) { subscriptions[channel] = .subscribing }
+        case .subscribed? where !wanted:
+            if pubsub.unsubscribe(key) { subscriptions[channel] = .unsubscribing }
+        default:
+            break  // in step, or waiting for Redis to confirm
+        }
+    }
+}
