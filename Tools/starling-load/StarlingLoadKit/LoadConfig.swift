@@ -53,6 +53,9 @@ public struct LoadConfig: Sendable {
     public var serverPID: Int32?
     /// Print a progress line to stderr once a second (only when it is a terminal).
     public var progress = true
+    /// Self-check: never publish this seq on any channel, so every subscriber must report
+    /// exactly one loss (proves the detector against a real stream).
+    public var dropSeq: UInt64?
 
     public init() {}
 

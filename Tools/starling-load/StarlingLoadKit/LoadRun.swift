@@ -119,7 +119,8 @@ public final class LoadRun {
         showProgress()
         switch phase {
         case .filling:
-            if answered >= config.replayEvents * config.channels {
+            let issuedAll = nextSeq.allSatisfy { $0 >= UInt64(config.replayEvents) }
+            if issuedAll, !publishers.contains(where: { $0.inFlightCount > 0 }) {
                 fillEndNs = System.monotonicNs()
                 enter(.connecting)
             }
@@ -181,6 +182,7 @@ public final class LoadRun {
     private func publisherFor(_ channel: Int) -> PublisherClient { publishers[channel % publishers.count] }
 
     private func issue(_ channel: Int) {
+        if nextSeq[channel] == config.dropSeq { nextSeq[channel] += 1 }
         publisherFor(channel).publish(channel: channel, seq: nextSeq[channel])
         nextSeq[channel] += 1
         issued += 1

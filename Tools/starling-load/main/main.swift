@@ -62,6 +62,8 @@ struct StarlingLoad: ParsableCommand {
     var serverPid: Int32?
     @Option(help: "Seconds to wait for the last events after publishing stops.")
     var drain: Double = 5
+    @Option(help: ArgumentHelp("Self-check: skip this seq when publishing (the run must report loss).", visibility: .hidden))
+    var dropSeq: UInt64?
     @Flag(help: "Do not reconnect dropped subscribers.")
     var noReconnect = false
     @Flag(help: "Print the JSON report instead of the summary.")
@@ -121,6 +123,7 @@ struct StarlingLoad: ParsableCommand {
         c.serverPID = serverPid
         c.drainSeconds = drain
         c.reconnect = !noReconnect
+        c.dropSeq = dropSeq
         c.progress = !json
         return c
     }
