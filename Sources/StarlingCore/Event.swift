@@ -56,6 +56,11 @@ public final class StoredEvent {
     /// `id:`/`event:`/`data:` lines and the blank line, encoded once.
     public let sse: SharedBytes
 
+    /// For multiplexed streams: `event:` and `data: {"channel":…,"data":…}` and the blank
+    /// line, without `id:` (each subscriber's cursor differs). Encoded on first use, once.
+    public lazy var envelope: SharedBytes = SharedBytes(SSEEncoder.event(
+        id: nil, name: name, data: "{\"channel\":\(JSONWriter.quoted(channel)),\"data\":\(data.jsonText)}"))
+
     public init(channel: String, id: EventID, name: String, data: EventData, conflate: String?,
                 final: Bool, storedAtMs: UInt64) {
         self.channel = channel; self.id = id; self.name = name; self.data = data

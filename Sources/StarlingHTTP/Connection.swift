@@ -43,6 +43,7 @@ public final class Connection: WheelTimed {
     private var lastWasValue = false
     private var headBytes = 0
     private var current: Request?
+    private var currentBodyStream: BodyStream?
     private var failure: HTTPError?
     /// Set once nothing more may be parsed (an error answer, `Connection: close`, a stream).
     private var stopParsing = false
@@ -220,22 +221,29 @@ public final class Connection: WheelTimed {
     }
 
     func parserHeadersComplete() -> Int32 {
-        guard let p = parser else { return 1 }
+        // On this callback 1 and 2 mean "no body" to http_parser; -1 is the error.
+        guard let p = parser else { return -1 }
         if lastWasValue || !field.isEmpty { commitHeader() }
-        if url.count > limits.maxURLBytes || headBytes > limits.maxHeadBytes { return 1 }
+        if url.count > limits.maxURLBytes || headBytes > limits.maxHeadBytes { return -1 }
         let length = ParserFacts.contentLength(p)
-        if length != UInt64.max, length > UInt64(limits.maxBodyBytes) {
-            failure = HTTPError(413, "body_too_large", "the request body is over \(limits.maxBodyBytes) bytes")
-            return 1
-        }
-        current = Request(method: ParserFacts.method(p), target: String(decoding: url, as: UTF8.self),
-                          headers: headers, keepAlive: ParserFacts.keepAlive(p), sequence: nextRequestSeq - 1)
+        let request = Request(method: ParserFacts.method(p), target: String(decoding: url, as: UTF8.self),
+                              headers: headers, keepAlive: ParserFacts.keepAlive(p), sequence: nextRequestSeq - 1)
+        current = request
         messageBeganMs = nil
+        currentBodyStream = handler?.bodyStream(for: request, on: self)
+        if currentBodyStream == nil, length != UInt64.max, length > UInt64(limits.maxBodyBytes) {
+            failure = HTTPError(413, "body_too_large", "the request body is over \(limits.maxBodyBytes) bytes")
+            return -1
+        }
         return 0
     }
 
     func parserBody(_ b: UnsafeRawBufferPointer) -> Int32 {
         guard let r = current else { return 1 }
+        if let stream = currentBodyStream {
+            stream.receive(b)
+            return 0
+        }
         if r.body.count + b.count > limits.maxBodyBytes {
             failure = HTTPError(413, "body_too_large", "the request body is over \(limits.maxBodyBytes) bytes")
             return 1
@@ -248,7 +256,12 @@ public final class Connection: WheelTimed {
         guard let r = current, let p = parser else { return 1 }
         current = nil
         servedRequests += 1
-        handler?.handle(r, on: self)
+        if let stream = currentBodyStream {
+            currentBodyStream = nil
+            stream.end()
+        } else {
+            handler?.handle(r, on: self)
+        }
         // Nothing is read after a `Connection: close` request or once the connection
         // became a stream; pausing makes http_parser_execute return at once.
         if !r.keepAlive || state == .streaming {
@@ -261,8 +274,8 @@ public final class Connection: WheelTimed {
     // MARK: answering
 
     /// Sends `response` as the answer to `request`, after the answers to earlier requests.
-    public func respond(to request: Request, _ response: Response) {
-        let close = !request.keepAlive
+    public func respond(to request: Request, _ response: Response, close forceClose: Bool = false) {
+        let close = forceClose || !request.keepAlive
         answer(seq: request.sequence, bytes: response.serialized(close: close), close: close)
     }
 
@@ -283,7 +296,11 @@ public final class Connection: WheelTimed {
     private func enqueueAnswer(_ bytes: [UInt8], close: Bool) {
         guard !closeAfterFlush else { return }
         queue.pushUnbounded(.init(SharedBytes(bytes)))
-        if close { closeAfterFlush = true }
+        if close {
+            closeAfterFlush = true
+            stopParsing = true  // nothing after this answer will be read or answered
+            currentBodyStream = nil
+        }
         loop.markDirty(self)
     }
 

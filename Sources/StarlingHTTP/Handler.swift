@@ -5,6 +5,22 @@ public protocol HTTPHandler: AnyObject {
     /// (now or later; pipelined answers still go out in request order) or turn the
     /// connection into a stream with `connection.startStream`.
     func handle(_ request: Request, on connection: Connection)
+
+    /// Called when a head is complete: return a consumer to receive the body as it
+    /// arrives (a long-lived ingest stream, no total size limit), or nil to have it
+    /// buffered up to the body limit and passed to `handle`.
+    func bodyStream(for request: Request, on connection: Connection) -> BodyStream?
+}
+
+extension HTTPHandler {
+    public func bodyStream(for request: Request, on connection: Connection) -> BodyStream? { nil }
+}
+
+/// Receives a request body chunk by chunk. The consumer answers the request itself
+/// (usually after `end`, or early with an error that closes the connection).
+public protocol BodyStream: AnyObject {
+    func receive(_ bytes: UnsafeRawBufferPointer)
+    func end()
 }
 
 public protocol StreamDelegate: AnyObject {

@@ -14,8 +14,8 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     let cors: CORS
     let metrics = Metrics()
     var server: TCPServer?
-    /// Local subscribers per channel; a channel is watched in the store while it has any.
-    var channels: [String: [Subscriber]] = [:]
+    /// Local subscription legs per channel; a channel is watched in the store while it has any.
+    var channels: [String: [ChannelLeg]] = [:]
     let heartbeat = SharedBytes(SSEEncoder.comment(""))
     private var ticks = 0
 
@@ -57,7 +57,17 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
             case .channelInfo(let channel):
                 channelInfo(channel, request, connection)
             case .channelEvents(let channel):
-                if request.method == "POST" { publish(channel, request, connection) } else { subscribe(channel, request, connection) }
+                if request.method == "POST" {
+                    publish(channel, request, connection)
+                } else {
+                    try subscribe([channel], multiplexed: false, request, connection)
+                }
+            case .events:
+                if request.method == "POST" {
+                    publishMany(request, connection)
+                } else {
+                    try subscribe(try multiplexChannels(request), multiplexed: true, request, connection)
+                }
             }
         } catch let e as HTTPError {
             respond(request, connection, e.response)
@@ -94,30 +104,30 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     // MARK: fan-out
 
     public func store(didAppend events: [StoredEvent], to channel: String) {
-        guard let subscribers = channels[channel] else { return }
+        guard let legs = channels[channel] else { return }
         for event in events {
-            for s in subscribers { s.live(event) }
+            for leg in legs { leg.live(event) }
         }
     }
 
-    func add(_ s: Subscriber) {
-        if channels[s.channel] == nil { store.watch(s.channel) }
-        s.index = channels[s.channel, default: []].count
-        channels[s.channel, default: []].append(s)
+    func add(_ leg: ChannelLeg) {
+        if channels[leg.channel] == nil { store.watch(leg.channel) }
+        leg.index = channels[leg.channel, default: []].count
+        channels[leg.channel, default: []].append(leg)
         metrics.subscribers += 1
     }
 
-    func remove(_ s: Subscriber) {
-        guard s.index >= 0, var list = channels[s.channel], s.index < list.count, list[s.index] === s else { return }
+    func remove(_ leg: ChannelLeg) {
+        guard leg.index >= 0, var list = channels[leg.channel], leg.index < list.count, list[leg.index] === leg else { return }
         let last = list.removeLast()
-        if last !== s { list[s.index] = last; last.index = s.index }
-        s.index = -1
+        if last !== leg { list[leg.index] = last; last.index = leg.index }
+        leg.index = -1
         metrics.subscribers -= 1
         if list.isEmpty {
-            channels[s.channel] = nil
-            store.unwatch(s.channel)
+            channels[leg.channel] = nil
+            store.unwatch(leg.channel)
         } else {
-            channels[s.channel] = list
+            channels[leg.channel] = list
         }
     }
 
@@ -133,25 +143,33 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     /// Past the global cap, closes the subscribers with the largest queues first.
     private func shedOverGlobalCap() {
         var total = 0
-        var backlogged: [Subscriber] = []
+        var backlogged: [Connection] = []
+        var seen = Set<ObjectIdentifier>()
         for list in channels.values {
-            for s in list where s.connection.queuedBytes > 0 {
-                total += s.connection.queuedBytes
-                backlogged.append(s)
+            for leg in list where leg.subscription.connection.queuedBytes > 0 {
+                let c = leg.subscription.connection
+                guard seen.insert(ObjectIdentifier(c)).inserted else { continue }
+                total += c.queuedBytes
+                backlogged.append(c)
             }
         }
         guard total > config.maxQueuedBytes else { return }
-        backlogged.sort { $0.connection.queuedBytes > $1.connection.queuedBytes }
-        for s in backlogged where total > config.maxQueuedBytes {
-            total -= s.connection.queuedBytes
+        backlogged.sort { $0.queuedBytes > $1.queuedBytes }
+        for c in backlogged where total > config.maxQueuedBytes {
+            total -= c.queuedBytes
             metrics.shedForGlobalCap += 1
-            s.connection.close()
+            c.close()
         }
     }
 
     func renderMetrics() -> String {
         var queued = 0
-        for list in channels.values { for s in list { queued += s.connection.queuedBytes } }
+        var seen = Set<ObjectIdentifier>()
+        for list in channels.values {
+            for leg in list where seen.insert(ObjectIdentifier(leg.subscription.connection)).inserted {
+                queued += leg.subscription.connection.queuedBytes
+            }
+        }
         return metrics.render(connections: server?.connectionCount ?? 0, refused: server?.refusedCount ?? 0, queuedBytes: queued)
     }
 

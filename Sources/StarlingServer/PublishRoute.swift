@@ -1,49 +1,155 @@
-// POST /v1/channels/{ch}/events: parse the body by media type, store it as one batch,
-// answer {"count","first","last"}.
+// POST /v1/channels/{ch}/events and POST /v1/events. JSON and text/plain bodies are
+// buffered and stored as one batch per channel; NDJSON and SSE bodies are streamed
+// (IngestStream): each line or event is stored as soon as it arrives.
 import StarlingCore
 import StarlingHTTP
 import StarlingStore
 
 extension Broker {
+    var publishLimits: PublishLimits { PublishLimits(maxEventBytes: config.maxEventBytes) }
+
+    func mediaType(_ request: Request) throws -> PublishBody.MediaType {
+        guard let type = PublishBody.MediaType(contentType: request.header("content-type")) else {
+            throw BrokerError(.unsupportedMedia, "unsupported_media_type",
+                "send application/json, application/x-ndjson, text/event-stream or text/plain (got \(request.header("content-type") ?? "none"))")
+        }
+        return type
+    }
+
+    /// Streams NDJSON and SSE publish bodies; everything else is buffered.
+    public func bodyStream(for request: Request, on connection: Connection) -> BodyStream? {
+        guard request.method == "POST", let route = try? Route.match(request.path),
+              let type = PublishBody.MediaType(contentType: request.header("content-type")) else { return nil }
+        let channel: String?
+        switch route {
+        case .channelEvents(let ch): channel = ch
+        case .events: channel = nil
+        default: return nil
+        }
+        switch type {
+        case .ndjson: return IngestStream(broker: self, request: request, connection: connection, channel: channel, format: .ndjson)
+        case .eventStream:
+            guard channel != nil else { return nil }  // SSE carries no channel per event
+            return IngestStream(broker: self, request: request, connection: connection, channel: channel, format: .eventStream)
+        default: return nil
+        }
+    }
+
     func publish(_ channel: String, _ request: Request, _ connection: Connection) {
-        let limits = PublishLimits(maxEventBytes: config.maxEventBytes)
         let drafts: [EventDraft]
         do {
-            guard let type = PublishBody.MediaType(contentType: request.header("content-type")) else {
-                throw BrokerError(.unsupportedMedia, "unsupported_media_type",
-                    "send application/json, application/x-ndjson, text/event-stream or text/plain (got \(request.header("content-type") ?? "none"))")
-            }
-            switch type {
-            case .json: drafts = try PublishBody.parseJSON(request.body, limits: limits, channelKey: false)
-            case .ndjson: drafts = try PublishBody.parseNDJSON(request.body, limits: limits, channelKey: false)
-            case .eventStream: drafts = try PublishBody.parseEventStream(request.body, limits: limits)
+            switch try mediaType(request) {
+            case .json: drafts = try PublishBody.parseJSON(request.body, limits: publishLimits, channelKey: false)
+            case .ndjson: drafts = try PublishBody.parseNDJSON(request.body, limits: publishLimits, channelKey: false)
+            case .eventStream: drafts = try PublishBody.parseEventStream(request.body, limits: publishLimits)
             case .plainText:
-                let event = request.queryValue("event")
-                let final = request.queryValue("final") == "true"
-                drafts = [try PublishBody.parsePlainText(request.body, name: event, conflate: request.queryValue("conflate"),
-                                                         final: final, limits: limits)]
+                drafts = [try PublishBody.parsePlainText(request.body, name: request.queryValue("event"),
+                                                         conflate: request.queryValue("conflate"),
+                                                         final: request.queryValue("final") == "true", limits: publishLimits)]
             }
         } catch let e as BrokerError {
             return respond(request, connection, e)
         } catch {
             return respond(request, connection, HTTPError(500, "internal", "\(error)").response)
         }
-        store.append(drafts, to: channel) { [self] result in
-            switch result {
-            case .failure(let e):
-                respond(request, connection, e)
-            case .success(let r):
-                metrics.publishRequests += 1
-                metrics.eventsPublished += r.stored.count
-                respond(request, connection, .json(200, Self.publishAnswer(r)))
+        var tally = PublishTally()
+        append(drafts, channel: channel, tally: &tally) { [self] tally in
+            respond(request, connection, tally.failure.map { $0.httpError.response } ?? .json(200, tally.answer(perChannel: false)))
+        }
+    }
+
+    /// `POST /v1/events` with a JSON body: objects name their channel; each channel's
+    /// events are stored in order as one batch (atomic per channel, not across channels).
+    func publishMany(_ request: Request, _ connection: Connection) {
+        let drafts: [EventDraft]
+        do {
+            guard try mediaType(request) == .json else {
+                throw BrokerError(.unsupportedMedia, "unsupported_media_type", "POST /v1/events takes application/json or application/x-ndjson")
+            }
+            drafts = try PublishBody.parseJSON(request.body, limits: publishLimits, channelKey: true)
+        } catch let e as BrokerError {
+            return respond(request, connection, e)
+        } catch {
+            return respond(request, connection, HTTPError(500, "internal", "\(error)").response)
+        }
+        var order: [String] = []
+        var groups: [String: [EventDraft]] = [:]
+        for d in drafts {
+            let ch = d.channel!
+            if groups[ch] == nil { order.append(ch) }
+            groups[ch, default: []].append(d)
+        }
+        var tally = PublishTally()
+        var waiting = order.count
+        for ch in order {
+            append(groups[ch]!, channel: ch, tally: &tally) { [self] t in
+                tally.merge(t)
+                waiting -= 1
+                if waiting == 0 {
+                    respond(request, connection, tally.failure.map { $0.httpError.response } ?? .json(200, tally.answer(perChannel: true)))
+                }
             }
         }
     }
 
-    static func publishAnswer(_ r: AppendResult) -> String {
-        let first = r.stored.first.map { "\"\($0.id)\"" } ?? "null"
-        let last = r.stored.last.map { "\"\($0.id)\"" } ?? "null"
-        let dup = r.duplicates > 0 ? ",\"duplicates\":\(r.duplicates)" : ""
-        return "{\"count\":\(r.stored.count),\"first\":\(first),\"last\":\(last)\(dup)}"
+    /// Stores one channel's batch and counts it.
+    func append(_ drafts: [EventDraft], channel: String, tally: inout PublishTally, done: @escaping (PublishTally) -> Void) {
+        store.append(drafts, to: channel) { [self] result in
+            var t = PublishTally()
+            switch result {
+            case .failure(let e):
+                t.failure = BrokerError(e.kind, e.code, "channel \(channel): \(e.message)")
+            case .success(let r):
+                metrics.publishRequests += 1
+                metrics.eventsPublished += r.stored.count
+                t.add(r, channel: channel)
+            }
+            done(t)
+        }
+    }
+}
+
+/// What a publish stored, for its answer `{"count","first","last"}`.
+struct PublishTally {
+    var count = 0
+    var duplicates = 0
+    var first: EventID?
+    var last: EventID?
+    var failure: BrokerError?
+    var channels: [(String, count: Int, first: EventID?, last: EventID?)] = []
+
+    mutating func add(_ r: AppendResult, channel: String) {
+        count += r.stored.count
+        duplicates += r.duplicates
+        if first == nil { first = r.stored.first?.id }
+        if let l = r.stored.last?.id { last = l }
+        if let i = channels.firstIndex(where: { $0.0 == channel }) {
+            channels[i].count += r.stored.count
+            if channels[i].first == nil { channels[i].first = r.stored.first?.id }
+            if let l = r.stored.last?.id { channels[i].last = l }
+        } else {
+            channels.append((channel, r.stored.count, r.stored.first?.id, r.stored.last?.id))
+        }
+    }
+
+    mutating func merge(_ t: PublishTally) {
+        count += t.count
+        duplicates += t.duplicates
+        if first == nil { first = t.first }
+        if t.last != nil { last = t.last }
+        if failure == nil { failure = t.failure }
+        for c in t.channels { channels.append(c) }
+    }
+
+    func answer(perChannel: Bool) -> String {
+        func id(_ i: EventID?) -> String { i.map { "\"\($0)\"" } ?? "null" }
+        var out = "{\"count\":\(count),\"first\":\(id(first)),\"last\":\(id(last))"
+        if duplicates > 0 { out += ",\"duplicates\":\(duplicates)" }
+        if perChannel {
+            out += ",\"channels\":{" + channels.map {
+                "\(JSONWriter.quoted($0.0)):{\"count\":\($0.count),\"first\":\(id($0.first)),\"last\":\(id($0.last))}"
+            }.joined(separator: ",") + "}"
+        }
+        return out + "}"
     }
 }

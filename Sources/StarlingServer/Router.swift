@@ -6,11 +6,12 @@ import StarlingHTTP
 enum Route {
     case channelEvents(String)
     case channelInfo(String)
+    case events
     case healthz, readyz, metrics
 
     var allowedMethods: [String] {
         switch self {
-        case .channelEvents: return ["GET", "POST", "OPTIONS"]
+        case .channelEvents, .events: return ["GET", "POST", "OPTIONS"]
         case .channelInfo: return ["GET", "OPTIONS"]
         case .healthz, .readyz, .metrics: return ["GET"]
         }
@@ -22,6 +23,7 @@ enum Route {
         case "/healthz": return .healthz
         case "/readyz": return .readyz
         case "/metrics": return .metrics
+        case "/v1/events": return .events
         default: break
         }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)

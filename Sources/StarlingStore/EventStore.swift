@@ -13,9 +13,12 @@ public struct ReadResult {
     public var reachedEnd: Bool
     /// The channel's final event, if it has completed.
     public var finalID: EventID?
+    /// The channel's newest ID when read (nil if it has none): where a live-only
+    /// subscriber stands, so a multiplexed cursor can resume it without loss.
+    public var lastID: EventID?
 
-    public init(events: [StoredEvent], gap: Gap?, reachedEnd: Bool, finalID: EventID?) {
-        self.events = events; self.gap = gap; self.reachedEnd = reachedEnd; self.finalID = finalID
+    public init(events: [StoredEvent], gap: Gap?, reachedEnd: Bool, finalID: EventID?, lastID: EventID? = nil) {
+        self.events = events; self.gap = gap; self.reachedEnd = reachedEnd; self.finalID = finalID; self.lastID = lastID
     }
 }
 

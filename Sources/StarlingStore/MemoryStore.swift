@@ -90,7 +90,8 @@ public final class MemoryStore: EventStore {
         }
         let end = min(events.count, start + max(1, limit))
         let page = Array(events[start..<end])
-        completion(.success(ReadResult(events: page, gap: gap, reachedEnd: end == events.count, finalID: channel.finalID)))
+        completion(.success(ReadResult(events: page, gap: gap, reachedEnd: end == events.count, finalID: channel.finalID,
+                                       lastID: channel.lastID)))
     }
 
     public func info(_ name: String, completion: @escaping (Result<ChannelInfo, BrokerError>) -> Void) {

@@ -1,0 +1,192 @@
+// Subscription: one SSE response, fed by one ChannelLeg per channel (one for
+// /v1/channels/{ch}/events, up to 64 for /v1/events). Legs replay history in pages,
+// paced by the connection's queue, then switch to live delivery with no gap and no
+// duplicate. A single-channel stream sends each event's shared encoding as is; a
+// multiplexed one sends a per-subscriber cursor line plus the shared envelope.
+import DequeModule
+import StarlingCore
+import StarlingHTTP
+import StarlingStore
+
+final class Subscription: StreamDelegate {
+    unowned let broker: Broker
+    let connection: Connection
+    private(set) var legs: [ChannelLeg] = []
+    let multiplexed: Bool
+    private var ended = false
+
+    init(broker: Broker, connection: Connection, channels: [String], resume: [ResumePoint], multiplexed: Bool) {
+        self.broker = broker
+        self.connection = connection
+        self.multiplexed = multiplexed
+        legs = zip(channels, resume).map { ChannelLeg(subscription: self, channel: $0, resume: $1) }
+    }
+
+    var channels: [String] { legs.map(\.channel) }
+
+    /// Queues one event of `leg`; false once this subscription has ended.
+    func emit(_ event: StoredEvent, from leg: ChannelLeg) -> Bool {
+        let result: OutboundQueue.PushResult
+        if multiplexed {
+            let cursor = MultiplexCursor.encode(channels: channels, positions: legs.map(\.lastID))
+            _ = connection.send(SharedBytes(Array("id: \(cursor)\n".utf8)))
+            result = connection.send(event.envelope, conflate: nil)
+        } else {
+            result = connection.send(event.sse, conflate: event.conflate)
+        }
+        switch result {
+        case .queued: break
+        case .conflated(let dropped): broker.metrics.conflatedDrops += dropped
+        case .overflow:
+            broker.metrics.slowConsumerDisconnects += 1
+            connection.close()
+            return false
+        }
+        return connection.isOpen
+    }
+
+    func sendGap(_ gap: Gap, channel: String) {
+        broker.metrics.gapsReported += 1
+        _ = connection.send(SharedBytes(Broker.gapEvent(channel: channel, gap)))
+    }
+
+    /// A leg reached its channel's final event; the response ends when all have.
+    func legFinished() {
+        guard !ended, legs.allSatisfy(\.finished) else { return }
+        ended = true
+        connection.finish()
+    }
+
+    func pump() { for leg in legs where connection.isOpen { leg.pump() } }
+
+    func streamHasRoom(_ connection: Connection) { pump() }
+
+    func streamDidClose(_ connection: Connection) {
+        ended = true
+        for leg in legs { leg.stop(); broker.remove(leg) }
+    }
+}
+
+final class ChannelLeg {
+    enum Phase { case replaying, live, done }
+
+    unowned let subscription: Subscription
+    let channel: String
+    /// Position in the broker's list of this channel's legs.
+    var index = -1
+    var phase = Phase.replaying
+    /// The newest event ID queued to this client (or where a live start stood).
+    var lastID: EventID?
+    var finished = false
+    private let resume: ResumePoint
+    /// History read but not yet queued (the queue was half full).
+    private var backlog = Deque<StoredEvent>()
+    private var reading = false
+    /// The last read reached the channel's end and no live event was passed over since.
+    private var tailConfirmed = false
+    /// Live events that arrived while a read was in flight (async stores).
+    private var arrivedDuringRead: [StoredEvent] = []
+
+    init(subscription: Subscription, channel: String, resume: ResumePoint) {
+        self.subscription = subscription
+        self.channel = channel
+        self.resume = resume
+        if case .after(let id) = resume { lastID = id }
+    }
+
+    private var broker: Broker { subscription.broker }
+    private var connection: Connection { subscription.connection }
+
+    /// The first page: gap notice, live start position, then the events.
+    func start(with page: ReadResult) {
+        if let gap = page.gap { subscription.sendGap(gap, channel: channel) }
+        if resume == .live, lastID == nil { lastID = page.lastID }
+        if page.finalID != nil, page.events.isEmpty {
+            // Already complete for this client: nothing more will come on this channel.
+            phase = .done
+            finished = true
+            subscription.legFinished()
+            return
+        }
+        accept(page)
+    }
+
+    /// Queues a page read from the store; then pumps.
+    func accept(_ page: ReadResult) {
+        reading = false
+        backlog.append(contentsOf: page.events.drop(while: { e in lastID.map { e.id <= $0 } ?? false }))
+        tailConfirmed = page.reachedEnd
+        pump()
+    }
+
+    /// Moves history into the connection queue while it is at most half full; fetches
+    /// the next page when the backlog is empty; goes live once the tail is confirmed.
+    func pump() {
+        guard phase == .replaying, !reading, connection.isOpen else { return }
+        let room = broker.config.clientBufferBytes / 2
+        while let e = backlog.first, connection.queuedBytes < room {
+            backlog.removeFirst()
+            broker.metrics.eventsReplayed += 1
+            if !send(e) { return }
+        }
+        guard backlog.isEmpty else { return }
+        if tailConfirmed {
+            phase = .live
+            let arrived = arrivedDuringRead
+            arrivedDuringRead = []
+            for e in arrived { live(e) }
+        } else if connection.queuedBytes < room {
+            fetchPage()
+        }
+    }
+
+    private func fetchPage() {
+        reading = true
+        let from: ResumePoint = lastID.map { .after($0) } ?? resume
+        broker.store.read(channel, from: from, limit: broker.config.replayPageSize) { [weak self] result in
+            guard let self, self.phase != .done, self.connection.isOpen else { return }
+            switch result {
+            case .success(let page):
+                if let gap = page.gap { self.subscription.sendGap(gap, channel: self.channel) }
+                self.accept(page)
+            case .failure: self.connection.close()  // the client resumes from its last ID
+            }
+        }
+    }
+
+    /// A live event of this channel.
+    func live(_ event: StoredEvent) {
+        switch phase {
+        case .live:
+            broker.metrics.eventsDelivered += 1
+            send(event)
+        case .replaying:
+            // The store has it; the next page will carry it. Only an async read in
+            // flight may have missed it, so keep those for after the read.
+            if reading { arrivedDuringRead.append(event) } else { tailConfirmed = false }
+        case .done:
+            break
+        }
+    }
+
+    /// Queues one event unless already sent; false once the subscription has ended.
+    @discardableResult
+    private func send(_ event: StoredEvent) -> Bool {
+        if let last = lastID, event.id <= last { return true }
+        lastID = event.id
+        guard subscription.emit(event, from: self) else { return false }
+        if event.final {
+            phase = .done
+            finished = true
+            subscription.legFinished()
+            return false
+        }
+        return true
+    }
+
+    func stop() {
+        phase = .done
+        backlog.removeAll()
+        arrivedDuringRead.removeAll()
+    }
+}
