@@ -42,7 +42,7 @@ struct StarlingLoad: ParsableCommand {
     var slow = 10
     @Option(help: "replay: events put in each channel before subscribing.")
     var replayEvents = 10_000
-    @Option(help: "replay: Last-Event-ID to resume from (empty: send none).")
+    @Option(help: "replay: Last-Event-ID to resume from (none: send no header, the URL decides).")
     var replayFrom = "earliest"
     @Option(help: "Loopback source addresses, comma separated or a range like 127.0.0.2-127.0.0.9.")
     var sources = ""
@@ -112,7 +112,7 @@ struct StarlingLoad: ParsableCommand {
         c.window = max(1, window)
         c.pipeline = max(1, pipeline)
         c.replayEvents = replayEvents
-        c.replayFrom = replayFrom
+        c.replayFrom = replayFrom == "none" ? "" : replayFrom
         c.sources = try Self.parseSources(sources)
         c.templates = Templates(publishPath: publishURL, subscribePath: subscribeURL, body: body, contentType: contentType)
         c.extraHeaders = try header.map { h in
