@@ -63,7 +63,7 @@ public final class SSEStream {
     public private(set) var parser = SSEParser()
     private var ready: [SSEMessage] = []
 
-    init(connection: BlockingConnection, head: HTTPResponse) {
+    public init(connection: BlockingConnection, head: HTTPResponse) {
         self.connection = connection
         self.head = head
         ready = parser.feed(connection.buffer)

@@ -160,8 +160,7 @@ final class IngestStream: BodyStream {
         }
         for ch in order {
             inFlight += 1
-            var unused = PublishTally()
-            broker.append(groups[ch]!, channel: ch, tally: &unused) { [self] t in
+            broker.append(groups[ch]!, channel: ch) { [self] t in
                 inFlight -= 1
                 if let failure = t.failure { return fail(failure) }
                 tally.merge(t)

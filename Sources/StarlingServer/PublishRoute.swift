@@ -52,8 +52,7 @@ extension Broker {
         } catch {
             return respond(request, connection, HTTPError(500, "internal", "\(error)").response)
         }
-        var tally = PublishTally()
-        append(drafts, channel: channel, tally: &tally) { [self] tally in
+        append(drafts, channel: channel) { [self] tally in
             respond(request, connection, tally.failure.map { $0.httpError.response } ?? .json(200, tally.answer(perChannel: false)))
         }
     }
@@ -82,7 +81,7 @@ extension Broker {
         var tally = PublishTally()
         var waiting = order.count
         for ch in order {
-            append(groups[ch]!, channel: ch, tally: &tally) { [self] t in
+            append(groups[ch]!, channel: ch) { [self] t in
                 tally.merge(t)
                 waiting -= 1
                 if waiting == 0 {
@@ -93,7 +92,7 @@ extension Broker {
     }
 
     /// Stores one channel's batch and counts it.
-    func append(_ drafts: [EventDraft], channel: String, tally: inout PublishTally, done: @escaping (PublishTally) -> Void) {
+    func append(_ drafts: [EventDraft], channel: String, done: @escaping (PublishTally) -> Void) {
         store.append(drafts, to: channel) { [self] result in
             var t = PublishTally()
             switch result {
