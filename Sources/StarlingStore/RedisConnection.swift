@@ -16,16 +16,19 @@ final class RedisConnection {
     private let url: RedisURL
     private var context: UnsafeMutablePointer<redisAsyncContext>?
     private let retry: RedisTimer
+    private let connectDeadline: RedisTimer
     private var backoff = RedisBackoff()
     private var started = false
     /// True between the connect callback and the first sign of loss; commands are
     /// refused (send returns false) outside it.
     private(set) var isConnected = false
+    /// Set when a nil reply marked the connection down before hiredis reported the loss.
+    private var wasUp = false
 
     /// The connection is up; handshake commands (AUTH, SELECT) are already queued first.
     var onConnect: (() -> Void)?
-    /// The connection dropped or could not be made; a reconnect is already scheduled.
-    var onDisconnect: ((String) -> Void)?
+    /// The connection dropped (true) or an attempt failed (false); a reconnect is already scheduled.
+    var onDisconnect: ((String, Bool) -> Void)?
     /// Pub/sub traffic: subscribe/unsubscribe confirmations and messages.
     var onPush: ((RedisReply) -> Void)?
 
@@ -34,6 +37,7 @@ final class RedisConnection {
         self.url = url
         self.role = role
         self.retry = RedisTimer(loop: loop)
+        self.connectDeadline = RedisTimer(loop: loop)
     }
 
     func start() {
@@ -117,20 +121,32 @@ final class RedisConnection {
             return scheduleReconnect(reason)
         }
         ac.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        let hiredisLoop = UnsafeMutableRawPointer(loop).assumingMemoryBound(to: CHiredis.uv_loop_t.self)
-        guard redisLibuvAttach(ac, hiredisLoop) == REDIS_OK else {
+        guard RedisPoll.attach(ac, loop) else {
             redisAsyncFree(ac)
             return scheduleReconnect("cannot attach to the event loop")
         }
         redisAsyncSetConnectCallback(ac, redisConnectCallback)
         redisAsyncSetDisconnectCallback(ac, redisDisconnectCallback)
         context = ac
+        // A connect that never completes (a silent host) must not leave us waiting forever.
+        connectDeadline.start(afterMs: Self.connectTimeoutMs) { [weak self] in self?.connectTimedOut(ac) }
         // Queued now, written first once the socket connects: before any caller's command.
         if let password = url.password { _ = enqueue(ac, [Array("AUTH".utf8), Array(password.utf8)], nil) }
         if url.db != 0 { _ = enqueue(ac, [Array("SELECT".utf8), Array(String(url.db).utf8)], nil) }
     }
 
+    static let connectTimeoutMs: UInt64 = 3_000
+
+    private func connectTimedOut(_ ac: UnsafeMutablePointer<redisAsyncContext>) {
+        guard context == ac, !isConnected else { return }
+        // Not connected yet, so hiredis calls no disconnect callback: free and retry here.
+        context = nil
+        redisAsyncFree(ac)
+        scheduleReconnect("connect timed out")
+    }
+
     fileprivate func connected(status: Int32, reason: String) {
+        connectDeadline.stop()
         if status == REDIS_OK {
             isConnected = true
             backoff.reset()
@@ -149,13 +165,18 @@ final class RedisConnection {
 
     /// A nil reply means hiredis is tearing the context down: refuse new commands now,
     /// before the disconnect callback, so completions cannot queue onto a dying context.
-    fileprivate func lostReply() { isConnected = false }
+    fileprivate func lostReply() {
+        if isConnected { wasUp = true }
+        isConnected = false
+    }
 
     private func scheduleReconnect(_ reason: String) {
+        let dropped = isConnected || wasUp
         isConnected = false
+        wasUp = false
         let delay = backoff.next()
         retry.start(afterMs: delay) { [weak self] in self?.connect() }
-        onDisconnect?("\(reason) (reconnecting in \(delay) ms)")
+        onDisconnect?("\(reason) (reconnecting in \(delay) ms)", dropped)
     }
 
     fileprivate static func from(_ ac: UnsafePointer<redisAsyncContext>?) -> RedisConnection? {
@@ -224,6 +245,78 @@ private final class ReplyBox {
     init(_ completion: @escaping RedisConnection.Completion) { self.completion = completion }
 }
 
+/// hiredis's event hooks on a uv_poll_t. Written here rather than taken from
+/// <hiredis/adapters/libuv.h> because Debian's 0.14 adapter drops poll errors: libuv
+/// reports a refused connect or a reset socket as a poll error (POLLERR), the adapter
+/// returns without telling hiredis, and the connection hangs forever. Here an error is
+/// handed to hiredis as readable, so its read fails and it reports the loss.
+final class RedisPoll {
+    private let handle: UnsafeMutablePointer<uv_poll_t>
+    private var context: UnsafeMutablePointer<redisAsyncContext>?
+    private var events: Int32 = 0
+
+    private init(_ ac: UnsafeMutablePointer<redisAsyncContext>) {
+        handle = .allocate(capacity: 1)
+        context = ac
+    }
+
+    static func attach(_ ac: UnsafeMutablePointer<redisAsyncContext>, _ loop: UnsafeMutablePointer<uv_loop_t>) -> Bool {
+        guard ac.pointee.ev.data == nil else { return false }
+        let poll = RedisPoll(ac)
+        guard uv_poll_init(loop, poll.handle, ac.pointee.c.fd) == 0 else {
+            poll.handle.deallocate()
+            return false
+        }
+        poll.handle.pointee.data = Unmanaged.passUnretained(poll).toOpaque()
+        // hiredis owns the hook's reference; `cleanup` gives it back.
+        ac.pointee.ev.data = Unmanaged.passRetained(poll).toOpaque()
+        ac.pointee.ev.addRead = { RedisPoll.from($0)?.update(add: Int32(UV_READABLE.rawValue)) }
+        ac.pointee.ev.delRead = { RedisPoll.from($0)?.update(remove: Int32(UV_READABLE.rawValue)) }
+        ac.pointee.ev.addWrite = { RedisPoll.from($0)?.update(add: Int32(UV_WRITABLE.rawValue)) }
+        ac.pointee.ev.delWrite = { RedisPoll.from($0)?.update(remove: Int32(UV_WRITABLE.rawValue)) }
+        ac.pointee.ev.cleanup = { data in
+            guard let data else { return }
+            let poll = Unmanaged<RedisPoll>.fromOpaque(data)
+            poll.takeUnretainedValue().close()
+            poll.release()
+        }
+        return true
+    }
+
+    private static func from(_ data: UnsafeMutableRawPointer?) -> RedisPoll? {
+        data.map { Unmanaged<RedisPoll>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    private func update(add: Int32 = 0, remove: Int32 = 0) {
+        events = (events | add) & ~remove
+        if events != 0 {
+            uv_poll_start(handle, events, { h, status, ready in
+                guard let h, let data = h.pointee.data else { return }
+                Unmanaged<RedisPoll>.fromOpaque(data).takeUnretainedValue().ready(status: status, events: ready)
+            })
+        } else {
+            uv_poll_stop(handle)
+        }
+    }
+
+    private func ready(status: Int32, events ready: Int32) {
+        guard let ac = context else { return }
+        if status < 0 {
+            redisAsyncHandleRead(ac)
+            return
+        }
+        if ready & Int32(UV_READABLE.rawValue) != 0 { redisAsyncHandleRead(ac) }
+        // Reading may have ended the connection (cleanup clears `context`).
+        if let ac = context, ready & Int32(UV_WRITABLE.rawValue) != 0 { redisAsyncHandleWrite(ac) }
+    }
+
+    private func close() {
+        context = nil
+        handle.pointee.data = nil
+        uv_close(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self)) { h in h?.deallocate() }
+    }
+}
+
 /// A one-shot, restartable uv timer (reconnect delays). Lives as long as its owner.
 final class RedisTimer {
     private let handle: UnsafeMutablePointer<uv_timer_t>
@@ -233,6 +326,11 @@ final class RedisTimer {
         handle = .allocate(capacity: 1)
         uv_timer_init(loop, handle)
         handle.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    func stop() {
+        body = nil
+        uv_timer_stop(handle)
     }
 
     func start(afterMs ms: UInt64, _ body: @escaping () -> Void) {

@@ -55,11 +55,13 @@ public final class RedisStore: EventStore {
         commands = RedisConnection(loop: loop, url: url, role: "commands")
         pubsub = RedisConnection(loop: loop, url: url, role: "pubsub")
         commands.onConnect = { [unowned self] in commandsConnected() }
-        commands.onDisconnect = { reason in logger.warning("redis \(url) commands connection: \(reason)") }
+        commands.onDisconnect = { reason, dropped in
+            logger.log(level: dropped ? .warning : .debug, "redis \(url) commands connection: \(reason)")
+        }
         pubsub.onConnect = { [unowned self] in pubsubConnected() }
-        pubsub.onDisconnect = { [unowned self] reason in
+        pubsub.onDisconnect = { [unowned self] reason, dropped in
             subscriptions.removeAll()
-            logger.warning("redis \(url) pub/sub connection: \(reason)")
+            logger.log(level: dropped ? .warning : .debug, "redis \(url) pub/sub connection: \(reason)")
         }
         pubsub.onPush = { [unowned self] reply in received(reply) }
     }

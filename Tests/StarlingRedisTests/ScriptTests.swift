@@ -1,0 +1,92 @@
+// The shipped publish script: the binary's copy is the file's, a worker calling it with
+// redis-cli reaches SSE subscribers like an HTTP publish, and retention is applied.
+import Foundation
+import StarlingClient
+import StarlingCore
+import XCTest
+
+final class ScriptTests: XCTestCase {
+    func testEmbeddedScriptMatchesShippedFile() throws {
+        let lua = try String(contentsOf: repositoryRoot.appendingPathComponent("ops/redis/publish.lua"), encoding: .utf8)
+        let swift = try String(contentsOf: repositoryRoot.appendingPathComponent("Sources/StarlingStore/RedisPublishScript.swift"), encoding: .utf8)
+        guard let open = swift.range(of: "##\"\"\"\n"), let close = swift.range(of: "\n    \"\"\"##") else {
+            return XCTFail("RedisPublishScript.swift has no ##\"\"\" literal")
+        }
+        let embedded = swift[open.upperBound..<close.lowerBound].split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.hasPrefix("    ") ? String($0.dropFirst(4)) : String($0) }.joined(separator: "\n")
+        XCTAssertEqual(embedded + "\n", lua, "run ops/redis/embed-script.sh after editing ops/redis/publish.lua")
+    }
+
+    func testDirectScriptCallFromRedisCliReachesSubscriber() throws {
+        let url = try BrokerProcess.redisURL()
+        let broker = try BrokerProcess(["--redis", url])
+        defer { broker.terminate() }
+        let ch = uniqueChannel("script")
+        let s = try broker.client.subscribe(ch)
+        XCTAssertEqual(s.head.status, 200)
+        let script = try String(contentsOf: repositoryRoot.appendingPathComponent("ops/redis/publish.lua"), encoding: .utf8)
+        let sha = try sharedRedisCLI("SCRIPT", "LOAD", script)
+        XCTAssertEqual(sha.count, 40, sha)
+        let key = "starling:{\(ch)}"
+        let ids = try sharedRedisCLI("EVALSHA", sha, "1", key, "1000", "3600",
+                                     "token", "Hello", "text", "", "0", "", "",
+                                     "progress", "{\"pct\":40}", "json", "task-1", "0", "", "")
+        XCTAssertEqual(ids.split(separator: "\n").count, 2, ids)
+        let first = try XCTUnwrap(s.next())
+        XCTAssertEqual(first.event, "token")
+        XCTAssertEqual(first.data, "Hello")
+        XCTAssertEqual(first.id, String(ids.split(separator: "\n")[0]))
+        let second = try XCTUnwrap(s.next())
+        XCTAssertEqual(second.event, "progress")
+        XCTAssertEqual(second.data, "{\"pct\":40}")
+
+        // An HTTP publish lands in the same stream, after the worker's events.
+        try broker.publish(ch, 1...1)
+        XCTAssertEqual(try s.next()?.data, "e-1")
+
+        // A repeated producer seq is acknowledged but not stored again.
+        let once = try sharedRedisCLI("EVALSHA", sha, "1", key, "1000", "3600", "token", "a", "text", "", "0", "worker-7", "1")
+        let again = try sharedRedisCLI("EVALSHA", sha, "1", key, "1000", "3600", "token", "a", "text", "", "0", "worker-7", "1")
+        XCTAssertFalse(once.isEmpty)
+        XCTAssertEqual(again, "", "a duplicate seq returns an empty ID")
+        XCTAssertEqual(try s.next()?.data, "a")
+
+        // The worker completes the channel: the stream ends, HTTP publishes get 409.
+        _ = try sharedRedisCLI("EVALSHA", sha, "1", key, "1000", "3600", "done", "bye", "text", "", "1", "", "")
+        let rest = try s.readToEnd(timeout: 5)
+        XCTAssertEqual(rest.map(\.data), ["bye"])
+        XCTAssertEqual(try broker.client.publish(ch, json: "{\"data\":\"late\"}").status, 409)
+        let refused = try sharedRedisCLI("EVALSHA", sha, "1", key, "1000", "3600", "token", "late", "text", "", "0", "", "")
+        XCTAssertTrue(refused.contains("FINAL"), refused)
+    }
+
+    func testBadScriptArgumentsAreRefusedAndStoreNothing() throws {
+        let script = try String(contentsOf: repositoryRoot.appendingPathComponent("ops/redis/publish.lua"), encoding: .utf8)
+        let ch = uniqueChannel("script")
+        let key = "starling:{\(ch)}"
+        let wrongCount = try sharedRedisCLI("EVAL", script, "1", key, "1000", "3600", "token", "a", "text")
+        XCTAssertTrue(wrongCount.contains("ERR starling"), wrongCount)
+        let badJSON = try sharedRedisCLI("EVAL", script, "1", key, "1000", "3600",
+                                         "token", "a", "text", "", "0", "", "", "token", "{nope", "json", "", "0", "", "")
+        XCTAssertTrue(badJSON.contains("event [1]"), badJSON)
+        XCTAssertEqual(try sharedRedisCLI("EXISTS", key), "0", "nothing of a refused batch is stored")
+    }
+
+    func testRetentionBoundsStreamLengthAndSetsTTL() throws {
+        let url = try BrokerProcess.redisURL()
+        let broker = try BrokerProcess(["--redis", url, "--retain-events", "50", "--retain-seconds", "120"])
+        defer { broker.terminate() }
+        let ch = uniqueChannel("retain")
+        try broker.publish(ch, 1...1000, batch: 20)
+        let key = "starling:{\(ch)}"
+        let length = Int(try sharedRedisCLI("XLEN", key)) ?? -1
+        // MAXLEN ~ trims whole radix-tree nodes (stream-node-max-entries, 100 by default).
+        XCTAssertGreaterThanOrEqual(length, 50)
+        XCTAssertLessThanOrEqual(length, 50 + 100)
+        let ttl = Int(try sharedRedisCLI("PTTL", key)) ?? -1
+        XCTAssertGreaterThan(ttl, 100_000)
+        XCTAssertLessThanOrEqual(ttl, 120_000)
+        let info = try JSONParser.parse(try broker.client.request("GET", "/v1/channels/\(ch)").body)
+        XCTAssertEqual(info["length"], .number(String(length)))
+    }
+}
