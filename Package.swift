@@ -52,7 +52,7 @@ let package = Package(
         // Blocking Swift client used by the tests (and by tools that need no loop).
         .target(name: "StarlingClient", dependencies: ["StarlingCore"]),
         .executableTarget(name: "starling", dependencies: [
-            "StarlingServer",
+            "StarlingServer", "StarlingStore", "StarlingAuth",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -2,6 +2,7 @@
 // grouped by channel, and fans each stored event out to them. Everything here runs on
 // the loop's thread; `--threads N` runs N brokers.
 import Logging
+import StarlingAuth
 import StarlingCore
 import StarlingHTTP
 import StarlingStore
@@ -10,6 +11,9 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     let loop: EventLoop
     let store: EventStore
     let config: BrokerConfig
+    let auth: Authorizer
+    /// Subscriptions whose token expires; closed at expiry (see docs/security.md).
+    var expiring: [ObjectIdentifier: Subscription] = [:]
     let logger: Logger
     let cors: CORS
     let metrics = Metrics()
@@ -19,10 +23,11 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     let heartbeat = SharedBytes(SSEEncoder.comment(""))
     private var ticks = 0
 
-    public init(loop: EventLoop, store: EventStore, config: BrokerConfig, logger: Logger) {
+    public init(loop: EventLoop, store: EventStore, config: BrokerConfig, auth: Authorizer, logger: Logger) {
         self.loop = loop
         self.store = store
         self.config = config
+        self.auth = auth
         self.logger = logger
         self.cors = CORS(origins: config.corsOrigins)
         store.delegate = self
@@ -55,18 +60,22 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
                 respond(request, connection, Response(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")],
                                                       body: Array(renderMetrics().utf8)))
             case .channelInfo(let channel):
+                _ = try authorize(request, .subscribe, [channel])
                 channelInfo(channel, request, connection)
             case .channelEvents(let channel):
                 if request.method == "POST" {
-                    publish(channel, request, connection)
+                    publish(channel, try authorize(request, .publish, [channel]), request, connection)
                 } else {
-                    try subscribe([channel], multiplexed: false, request, connection)
+                    let grant = try authorize(request, .subscribe, [channel])
+                    try subscribe([channel], multiplexed: false, grant: grant, request, connection)
                 }
             case .events:
                 if request.method == "POST" {
-                    publishMany(request, connection)
+                    publishMany(try authenticate(request), request, connection)
                 } else {
-                    try subscribe(try multiplexChannels(request), multiplexed: true, request, connection)
+                    let channels = try multiplexChannels(request)
+                    let grant = try authorize(request, .subscribe, channels)
+                    try subscribe(channels, multiplexed: true, grant: grant, request, connection)
                 }
             }
         } catch let e as HTTPError {
@@ -76,6 +85,25 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         } catch {
             respond(request, connection, HTTPError(500, "internal", "\(error)").response)
         }
+    }
+
+    // MARK: authorization
+
+    func token(_ request: Request) -> String? {
+        Authorizer.token(authorization: request.header("authorization"), queryAccessToken: request.queryValue("access_token"),
+                         cookieHeader: request.header("cookie"), cookieName: auth.config.cookieName)
+    }
+
+    /// 401/403 unless the request's token allows `action` on every channel.
+    func authorize(_ request: Request, _ action: AuthAction, _ channels: [String]) throws -> Grant {
+        try auth.authorize(token: token(request), action: action, channels: channels)
+    }
+
+    /// Who the caller is, for publishes whose channels are known only from the body.
+    func authenticate(_ request: Request) throws -> Grant {
+        let grant = try auth.authenticate(token: token(request))
+        if grant.kind == .anonymous { throw BrokerError(.unauthorized, "unauthorized", "a token is required to publish") }
+        return grant
     }
 
     /// Answers with the CORS headers this request earns.
@@ -138,6 +166,18 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         guard ticks % 5 == 0 else { return }
         store.tick(nowMs: WallClock.nowMs())
         shedOverGlobalCap()
+        closeExpired()
+    }
+
+    /// Ends streams whose token has expired: a `starling.expired` notice, then a clean
+    /// end, so the client reconnects with a fresh token (or stops on the 401).
+    private func closeExpired() {
+        guard !expiring.isEmpty else { return }
+        let now = Authorizer.nowSeconds()
+        for (key, s) in expiring where s.grant.isExpired(nowSeconds: now) {
+            expiring[key] = nil
+            s.expire()
+        }
     }
 
     /// Past the global cap, closes the subscribers with the largest queues first.

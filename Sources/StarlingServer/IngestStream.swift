@@ -3,6 +3,7 @@
 // generation while subscribers already see its first tokens. A bad line answers a JSON
 // error naming it and closes the request: lines before it stay published, nothing after
 // it is applied. The answer `{"count","first","last"}` comes when the body ends.
+import StarlingAuth
 import StarlingCore
 import StarlingHTTP
 
@@ -15,6 +16,8 @@ final class IngestStream: BodyStream {
     /// The route's channel; nil on /v1/events, where each object names its own.
     private let channel: String?
     private let format: Format
+    /// Checked per event on /v1/events, where channels come from the body.
+    private let grant: Grant
     private var line: [UInt8] = []
     private var lineNumber = 0
     private var sse = SSEParser()
@@ -25,7 +28,8 @@ final class IngestStream: BodyStream {
     private var answered = false
     private var tally = PublishTally()
 
-    init(broker: Broker, request: Request, connection: Connection, channel: String?, format: Format) {
+    init(broker: Broker, request: Request, connection: Connection, channel: String?, grant: Grant, format: Format) {
+        self.grant = grant
         self.broker = broker
         self.request = request
         self.connection = connection
@@ -84,6 +88,12 @@ final class IngestStream: BodyStream {
         do {
             if let d = try PublishBody.parseLine(line[...], line: lineNumber, limits: broker.publishLimits,
                                                  channelKey: channel == nil) {
+                if let ch = d.channel {
+                    do { try grant.check(.publish, channels: [ch]) } catch {
+                        let e = error
+                        throw BrokerError(e.kind, e.code, "line \(lineNumber): \(e.message)")
+                    }
+                }
                 drafts.append(d)
             }
             return true

@@ -1,6 +1,7 @@
 // POST /v1/channels/{ch}/events and POST /v1/events. JSON and text/plain bodies are
 // buffered and stored as one batch per channel; NDJSON and SSE bodies are streamed
 // (IngestStream): each line or event is stored as soon as it arrives.
+import StarlingAuth
 import StarlingCore
 import StarlingHTTP
 import StarlingStore
@@ -21,21 +22,32 @@ extension Broker {
         guard request.method == "POST", let route = try? Route.match(request.path),
               let type = PublishBody.MediaType(contentType: request.header("content-type")) else { return nil }
         let channel: String?
-        switch route {
-        case .channelEvents(let ch): channel = ch
-        case .events: channel = nil
-        default: return nil
-        }
+        let grant: Grant
+        do {
+            switch route {
+            case .channelEvents(let ch): channel = ch; grant = try authorize(request, .publish, [ch])
+            case .events: channel = nil; grant = try authenticate(request)
+            default: return nil
+            }
+        } catch let e as BrokerError {
+            // Refused at the head: answer now, read nothing more of this connection.
+            var r = e.httpError.response
+            r.headers += cors.headers(for: request)
+            connection.respond(to: request, r, close: true)
+            return DiscardedBody()
+        } catch { return nil }
         switch type {
-        case .ndjson: return IngestStream(broker: self, request: request, connection: connection, channel: channel, format: .ndjson)
+        case .ndjson:
+            return IngestStream(broker: self, request: request, connection: connection, channel: channel, grant: grant, format: .ndjson)
         case .eventStream:
             guard channel != nil else { return nil }  // SSE carries no channel per event
-            return IngestStream(broker: self, request: request, connection: connection, channel: channel, format: .eventStream)
+            return IngestStream(broker: self, request: request, connection: connection, channel: channel, grant: grant,
+                                format: .eventStream)
         default: return nil
         }
     }
 
-    func publish(_ channel: String, _ request: Request, _ connection: Connection) {
+    func publish(_ channel: String, _ grant: Grant, _ request: Request, _ connection: Connection) {
         let drafts: [EventDraft]
         do {
             switch try mediaType(request) {
@@ -59,13 +71,16 @@ extension Broker {
 
     /// `POST /v1/events` with a JSON body: objects name their channel; each channel's
     /// events are stored in order as one batch (atomic per channel, not across channels).
-    func publishMany(_ request: Request, _ connection: Connection) {
+    func publishMany(_ grant: Grant, _ request: Request, _ connection: Connection) {
         let drafts: [EventDraft]
         do {
             guard try mediaType(request) == .json else {
                 throw BrokerError(.unsupportedMedia, "unsupported_media_type", "POST /v1/events takes application/json or application/x-ndjson")
             }
             drafts = try PublishBody.parseJSON(request.body, limits: publishLimits, channelKey: true)
+            var channels: [String] = []
+            for d in drafts where !channels.contains(d.channel!) { channels.append(d.channel!) }
+            try grant.check(.publish, channels: channels)
         } catch let e as BrokerError {
             return respond(request, connection, e)
         } catch {
@@ -151,4 +166,10 @@ struct PublishTally {
         }
         return out + "}"
     }
+}
+
+/// The body of a request already refused at its head: read and dropped.
+final class DiscardedBody: BodyStream {
+    func receive(_ bytes: UnsafeRawBufferPointer) {}
+    func end() {}
 }

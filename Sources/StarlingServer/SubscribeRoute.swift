@@ -1,6 +1,7 @@
 // GET /v1/channels/{ch}/events and GET /v1/events?channel=…: an SSE stream from the
 // resume point (Last-Event-ID header, else ?lastEventId=), a starling.gap notice when
 // history was lost, and 204 when every channel is complete with nothing left to send.
+import StarlingAuth
 import StarlingCore
 import StarlingHTTP
 import StarlingStore
@@ -51,10 +52,10 @@ extension Broker {
         return Array(repeating: point, count: channels.count)
     }
 
-    func subscribe(_ channels: [String], multiplexed: Bool, _ request: Request, _ connection: Connection) throws {
+    func subscribe(_ channels: [String], multiplexed: Bool, grant: Grant, _ request: Request, _ connection: Connection) throws {
         let resume = try resumePoints(request, channels: channels, multiplexed: multiplexed)
         let subscription = Subscription(broker: self, connection: connection, channels: channels, resume: resume,
-                                        multiplexed: multiplexed)
+                                        multiplexed: multiplexed, grant: grant)
         // Legs join the fan-out before the first read, so no live event can slip between.
         for leg in subscription.legs { add(leg) }
         var pages = [ReadResult?](repeating: nil, count: channels.count)
@@ -84,6 +85,7 @@ extension Broker {
         }
         let connection = subscription.connection
         connection.owner = subscription
+        if subscription.grant.expiresAt != nil { expiring[ObjectIdentifier(subscription)] = subscription }
         connection.startStream(to: request, head: Response(status: 200, headers: Self.sseHeaders + cors.headers(for: request)),
                                opening: SharedBytes(SSEEncoder.opening(retryMs: config.retryMs)),
                                capacity: config.clientBufferBytes, heartbeat: heartbeat,

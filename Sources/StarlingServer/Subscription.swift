@@ -4,6 +4,7 @@
 // duplicate. A single-channel stream sends each event's shared encoding as is; a
 // multiplexed one sends a per-subscriber cursor line plus the shared envelope.
 import DequeModule
+import StarlingAuth
 import StarlingCore
 import StarlingHTTP
 import StarlingStore
@@ -13,12 +14,14 @@ final class Subscription: StreamDelegate {
     let connection: Connection
     private(set) var legs: [ChannelLeg] = []
     let multiplexed: Bool
+    let grant: Grant
     private var ended = false
 
-    init(broker: Broker, connection: Connection, channels: [String], resume: [ResumePoint], multiplexed: Bool) {
+    init(broker: Broker, connection: Connection, channels: [String], resume: [ResumePoint], multiplexed: Bool, grant: Grant) {
         self.broker = broker
         self.connection = connection
         self.multiplexed = multiplexed
+        self.grant = grant
         legs = zip(channels, resume).map { ChannelLeg(subscription: self, channel: $0, resume: $1) }
     }
 
@@ -59,10 +62,22 @@ final class Subscription: StreamDelegate {
 
     func pump() { for leg in legs where connection.isOpen { leg.pump() } }
 
+    static let expiredNotice = SharedBytes(SSEEncoder.event(id: nil, name: "starling.expired", data: "{\"reason\":\"token_expired\"}"))
+
+    /// The token behind this stream expired: say so and end the response cleanly.
+    func expire() {
+        guard !ended, connection.isOpen else { return }
+        ended = true
+        for leg in legs { leg.stop() }
+        _ = connection.send(Self.expiredNotice)
+        connection.finish()
+    }
+
     func streamHasRoom(_ connection: Connection) { pump() }
 
     func streamDidClose(_ connection: Connection) {
         ended = true
+        broker.expiring[ObjectIdentifier(self)] = nil
         for leg in legs { leg.stop(); broker.remove(leg) }
     }
 }

@@ -2,6 +2,7 @@
 // on an event loop, run it, drain on SIGTERM/SIGINT.
 import ArgumentParser
 import Logging
+import StarlingAuth
 import StarlingServer
 import StarlingStore
 import StarlingHTTP
@@ -47,6 +48,12 @@ struct Serve: ParsableCommand {
     var corsOrigin: [String] = []
     @Option(help: "Store events in Redis streams at redis://[:password@]host:port/db (default: the in-memory engine).")
     var redis: String?
+    @Option(help: "HS256 secret for JWTs (repeatable).")
+    var jwtSecret: [String] = []
+    @Option(help: "RS256 or ES256 public key, PEM file (repeatable).")
+    var jwtPublicKey: [String] = []
+    @Option(help: "Channel or prefix* pattern anonymous clients may subscribe to (repeatable).")
+    var publicSubscribe: [String] = []
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
@@ -88,7 +95,16 @@ struct Serve: ParsableCommand {
         } else {
             store = MemoryStore(retainEvents: retainEvents, retainSeconds: retainSeconds)
         }
-        let broker = Broker(loop: loop, store: store, config: config, logger: logger)
+        let auth = try Authorizer(config: AuthConfig(hmacSecrets: jwtSecret,
+                                                     publicKeyPEMs: try jwtPublicKey.map(AuthConfig.readKeyFile),
+                                                     publicSubscribe: publicSubscribe))
+        if auth.isOpen {
+            logger.warning("""
+                *** OPEN MODE: no --jwt-secret or --jwt-public-key given. ANYONE who can reach this port \
+                can publish to and subscribe to EVERY channel. Configure keys before exposing it. ***
+                """)
+        }
+        let broker = Broker(loop: loop, store: store, config: config, auth: auth, logger: logger)
         let bound = try broker.listen(host: host, port: port)
         // Tests and scripts read this line to learn the port.
         print("starling listening on http://\(host.contains(":") ? "[\(host)]" : host):\(bound) (engine: \(redis == nil ? "memory" : "redis"))")
