@@ -47,6 +47,8 @@ public final class Connection: WheelTimed {
     private var failure: HTTPError?
     /// Set once nothing more may be parsed (an error answer, `Connection: close`, a stream).
     private var stopParsing = false
+    /// Set by `drain`: the next answer is the last on this connection.
+    private var draining = false
 
     // Answer ordering for pipelining.
     private var nextRequestSeq: UInt64 = 0
@@ -118,6 +120,16 @@ public final class Connection: WheelTimed {
         streamDelegate = nil
         delegate?.streamDidClose(self)
         owner = nil
+    }
+
+    /// Drain (SIGTERM): a stream ends cleanly now; a request in progress, its body
+    /// still arriving or its answer not yet sent, completes and then closes; an idle
+    /// keep-alive connection closes at once.
+    public func drain() {
+        guard isOpen else { return }
+        draining = true
+        let busy = current != nil || messageBeganMs != nil || nextAnswerSeq != nextRequestSeq
+        if state == .streaming || !busy { finish() }
     }
 
     /// Closes once everything queued is written: the end of an SSE response, an error.
@@ -256,6 +268,8 @@ public final class Connection: WheelTimed {
         guard let r = current, let p = parser else { return 1 }
         current = nil
         servedRequests += 1
+        let idleDue = loop.nowMs + limits.idleTimeoutMs
+        if idleDue < scheduledMs { schedule(atMs: idleDue) }
         if let stream = currentBodyStream {
             currentBodyStream = nil
             stream.end()
@@ -275,7 +289,7 @@ public final class Connection: WheelTimed {
 
     /// Sends `response` as the answer to `request`, after the answers to earlier requests.
     public func respond(to request: Request, _ response: Response, close forceClose: Bool = false) {
-        let close = forceClose || !request.keepAlive
+        let close = forceClose || !request.keepAlive || draining
         answer(seq: request.sequence, bytes: response.serialized(close: close), close: close)
     }
 

@@ -220,7 +220,7 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     public func drain(deadlineMs: UInt64, done: @escaping () -> Void) {
         guard let server else { return done() }
         server.stopAccepting()
-        for c in server.openConnections { c.finish() }
+        for c in server.openConnections { c.drain() }
         let start = loop.nowMs
         func check() {
             if server.connectionCount == 0 || loop.nowMs - start >= deadlineMs { return done() }

@@ -44,6 +44,8 @@ struct Serve: ParsableCommand {
     var idleTimeout: Double = 60
     @Option(help: "Most client connections at once; more get 503.")
     var maxConnections = 19_000
+    @Option(help: "Seconds SIGTERM waits for requests in progress before exiting.")
+    var drainTimeout: Double = 10
     @Option(help: "Origin allowed to call from another origin (repeatable, or *).")
     var corsOrigin: [String] = []
     @Option(help: "Store events in Redis streams at redis://[:password@]host:port/db (default: the in-memory engine).")
@@ -115,7 +117,7 @@ struct Serve: ParsableCommand {
             guard !draining else { return }
             draining = true
             logger.notice("draining: closing subscribers, finishing answers in flight")
-            broker.drain(deadlineMs: 5_000) {
+            broker.drain(deadlineMs: UInt64(max(0, drainTimeout) * 1000)) {
                 logger.notice("drained, exiting")
                 Glibc.exit(0)
             }
