@@ -164,7 +164,8 @@ public final class RedisStore: EventStore {
             let sent = commands.send(["XINFO", "STREAM", key]) { reply in
                 guard let reply else { return completion(.failure(Self.unreachable)) }
                 let info = RedisCodec.streamInfo(reply, channel: channel)
-                completion(.success(ReadResult(events: [], gap: nil, reachedEnd: true, finalID: Self.finalID(info))))
+                completion(.success(ReadResult(events: [], gap: nil, reachedEnd: true, finalID: Self.finalID(info),
+                                               lastID: Self.lastID(info))))
             }
             if !sent { completion(.failure(Self.unreachable)) }
             return
@@ -189,7 +190,8 @@ public final class RedisStore: EventStore {
             if case .after(let id) = from {
                 gap = Self.gap(after: id, info: info, resumedFrom: events.first?.id)
             }
-            completion(.success(ReadResult(events: events, gap: gap, reachedEnd: entries.count <= page, finalID: Self.finalID(info))))
+            completion(.success(ReadResult(events: events, gap: gap, reachedEnd: entries.count <= page, finalID: Self.finalID(info),
+                                           lastID: Self.lastID(info))))
         }
         if !sent { completion(.failure(Self.unreachable)) }
     }
@@ -202,8 +204,7 @@ public final class RedisStore: EventStore {
                 // "no such key": a channel never published, or expired.
                 return completion(.success(ChannelInfo(lastID: nil, length: 0, final: false)))
             }
-            let last = info.last?.id ?? (info.lastGeneratedID == .zero ? nil : info.lastGeneratedID)
-            completion(.success(ChannelInfo(lastID: last, length: info.length, final: info.last?.final ?? false)))
+            completion(.success(ChannelInfo(lastID: Self.lastID(info), length: info.length, final: info.last?.final ?? false)))
         }
         if !sent { completion(.failure(Self.unreachable)) }
     }
@@ -236,6 +237,12 @@ public final class RedisStore: EventStore {
     // MARK: gap rules
 
     static let unreachable = BrokerError(.unavailable, "store_unavailable", "Redis cannot be reached")
+
+    /// The channel's newest ID: its last entry, else the last one it ever generated.
+    static func lastID(_ info: RedisStreamInfo?) -> EventID? {
+        guard let info else { return nil }
+        return info.last?.id ?? (info.lastGeneratedID == .zero ? nil : info.lastGeneratedID)
+    }
 
     static func finalID(_ info: RedisStreamInfo?) -> EventID? {
         guard let last = info?.last, last.final else { return nil }

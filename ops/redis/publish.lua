@@ -78,6 +78,7 @@ local ids = {}
 local notice = { field('v1'), field(prev) }
 local stored = 0
 local touchedProducers = false
+local idMs, nextSeq
 for i = 0, count - 1 do
   local b = 3 + i * 7
   local name, data, kind, conflate, final, producer, seq =
@@ -106,7 +107,15 @@ for i = 0, count - 1 do
     if final == '1' then
       args[#args + 1] = 'f'; args[#args + 1] = '1'; flags = flags .. 'f'
     end
+    -- The first event takes Redis's next ID; the rest follow it as <ms>-<seq+1>, … so a
+    -- batch's IDs are consecutive (as the memory engine makes them), whatever the clock does.
+    if nextSeq then args[6] = idMs .. '-' .. nextSeq end
     local id = redis.call(unpack(args))
+    if not nextSeq then
+      local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+      idMs, nextSeq = ms, tonumber(seq)
+    end
+    nextSeq = nextSeq + 1
     ids[#ids + 1] = id
     stored = stored + 1
     notice[#notice + 1] = field(id)
