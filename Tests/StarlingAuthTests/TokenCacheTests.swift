@@ -1,5 +1,6 @@
 // The verified-token cache: one signature check per token, bounded, and never a way
 // around exp.
+import Foundation
 import XCTest
 @testable import StarlingAuth
 
@@ -66,4 +67,25 @@ final class TokenCacheTests: XCTestCase {
         XCTAssertLessThanOrEqual(cache.count, 3)
         XCTAssertNotNil(cache.lookup("t9999", nowSeconds: now))
     }
+
+    func testConcurrentCallersShareTheCacheSafely() throws {
+        let auth = Fixtures.authorizer(pems: [Fixtures.ec.publicPEM], cacheCapacity: 16)
+        let tokens = try (0..<40).map { try Fixtures.es256.token(subscribe: ["a"], expiresAt: Fixtures.now + 60, subject: "u\($0)") }
+        let failures = AtomicCounter()
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            for k in 0..<200 {
+                let t = tokens[(worker * 7 + k) % tokens.count]
+                do { _ = try auth.authorize(token: t, action: .subscribe, channels: ["a"], nowSeconds: Fixtures.now) } catch { failures.add() }
+            }
+        }
+        XCTAssertEqual(failures.value, 0)
+        XCTAssertGreaterThanOrEqual(auth.verificationCount, 40)
+    }
+}
+
+private final class AtomicCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add() { lock.lock(); n += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
 }
