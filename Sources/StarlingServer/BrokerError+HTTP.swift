@@ -8,7 +8,7 @@ extension BrokerError {
         var headers: [(String, String)] = []
         switch kind {
         case .badRequest: status = 400
-        case .unauthorized: status = 401
+        case .unauthorized: status = 401; headers = [("WWW-Authenticate", "Bearer")]
         case .forbidden: status = 403
         case .notFound: status = 404
         case .conflict: status = 409

@@ -56,6 +56,8 @@ struct Serve: ParsableCommand {
     var jwtPublicKey: [String] = []
     @Option(help: "Channel or prefix* pattern anonymous clients may subscribe to (repeatable).")
     var publicSubscribe: [String] = []
+    @Option(help: "Cookie that may carry the JWT (after Authorization: Bearer and ?access_token=).")
+    var jwtCookie = "starling_token"
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
@@ -99,7 +101,7 @@ struct Serve: ParsableCommand {
         }
         let auth = try Authorizer(config: AuthConfig(hmacSecrets: jwtSecret,
                                                      publicKeyPEMs: try jwtPublicKey.map(AuthConfig.readKeyFile),
-                                                     publicSubscribe: publicSubscribe))
+                                                     publicSubscribe: publicSubscribe, cookieName: jwtCookie))
         if auth.isOpen {
             logger.warning("""
                 *** OPEN MODE: no --jwt-secret or --jwt-public-key given. ANYONE who can reach this port \
