@@ -142,8 +142,8 @@ scenario_args() {
     channels)      echo "channels --channels 2000 --subscribers 4000 --publishers 4 --rate 20000 --duration $DURATION" ;;
     idle)          echo "idle --subscribers 19000 --duration $HOLD --ramp 5000 $src" ;;
     replay)        echo "replay --subscribers 10 --replay-events $REPLAY --duration 30" ;;
-    slow-base)     echo "slow --subscribers 100 --slow 0 --rate 2000 --payload 1000 --duration $DURATION" ;;
-    slow)          echo "slow --subscribers 110 --slow 10 --rate 2000 --payload 1000 --duration $DURATION" ;;
+    slow-base)     echo "slow --subscribers 100 --slow 0 --rate 300 --payload 1000 --duration $DURATION" ;;
+    slow)          echo "slow --subscribers 110 --slow 10 --rate 300 --payload 1000 --duration $DURATION" ;;
     *) echo "run.sh: unknown scenario $1" >&2; return 1 ;;
   esac
 }
