@@ -96,7 +96,9 @@ final class ChannelLeg {
     private let resume: ResumePoint
     /// History read but not yet queued (the queue was half full).
     private var backlog = Deque<StoredEvent>()
-    private var reading = false
+    /// True from the start: the subscribe route's first read is in flight, and live
+    /// events arriving meanwhile (async stores) must be kept, not passed over.
+    private var reading = true
     /// The last read reached the channel's end and no live event was passed over since.
     private var tailConfirmed = false
     /// Live events that arrived while a read was in flight (async stores).
