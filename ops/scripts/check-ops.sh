@@ -5,9 +5,9 @@
 #   ops/scripts/check-ops.sh [STARLING_BINARY]     (default: .build/debug/starling)
 #
 # Prints one line per check, "ok: NAME" or "FAIL: NAME" followed by the indented reason,
-# and exits 1 when any check failed. Installs what it needs: small packages with apt-get
-# (python3-yaml, openssl, curl); nginx and promtool are used from PATH when present,
-# otherwise unpacked from their Debian packages (`apt-get download`) into a cache
+# and exits 1 when any check failed. Installs what it needs: python3, openssl and curl
+# with apt-get (python3-yaml too when there is no promtool); nginx and promtool are used
+# from PATH when present, otherwise unpacked from their Debian packages (`apt-get download`) into a cache
 # ($STARLING_OPS_TOOLS, default ~/.cache/starling-ops), so no nginx or Prometheus
 # service gets installed or started. systemd-analyze is used when present; without it
 # the unit gets a Python check of its keys only.
@@ -43,15 +43,17 @@ check() {
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 apt_updated=0
 apt_update() { [ $apt_updated = 1 ] || { $SUDO apt-get update -qq >&2 && apt_updated=1; }; }
+apt_install() {
+  [ $# -gt 0 ] || return 0
+  echo "installing: $*" >&2
+  apt_update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
 need=()
-python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
+command -v python3 >/dev/null || need+=(python3)
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing: ${need[*]}" >&2
-  apt_update
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+apt_install "${need[@]}"
 
 TOOLS=${STARLING_OPS_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/starling-ops}
 # tool NAME DEBIAN_PACKAGE PATH_IN_PACKAGE: the tool on PATH, else unpacked from the .deb.
@@ -304,11 +306,15 @@ if not re.match(r"(docker\.io/library/)?swift:6(\.\d+)*(-bookworm)?\s+AS\s+build
     errs.append(f"build stage is {froms[0]!r}, want swift:6 (bookworm) AS build")
 if not re.match(r"(docker\.io/library/)?debian:bookworm-slim$", froms[-1]):
     errs.append(f"runtime stage is {froms[-1]!r}, want debian:bookworm-slim")
-tracked = subprocess.run(["git", "-C", root, "ls-files"], capture_output=True, text=True).stdout.split()
+git = subprocess.run(["git", "-c", "safe.directory=*", "-C", root, "ls-files"], capture_output=True, text=True)
+tracked = git.stdout.split() if git.returncode == 0 else None   # None: not a git checkout
 def exists(src):
     if any(c in src for c in "*?["):
         return True    # a glob may match nothing (Package.resolved*) as long as another source does
     src = src.rstrip("/")
+    if tracked is None:
+        import os
+        return os.path.exists(os.path.join(root, src))
     return src in tracked or any(t.startswith(src + "/") for t in tracked)
 copied_from_build = None
 for i, a in instr:
@@ -365,7 +371,10 @@ nginx_config() {
     -keyout "$NGX/key.pem" -out "$NGX/cert.pem" >/dev/null 2>&1 || { echo "openssl failed"; return 1; }
   NGX_HTTP=$(free_port); NGX_HTTPS=$(free_port)
   python3 "$WORK/nginx_render.py" ops/nginx/starling.conf "$NGX" "$NGX_HTTP" "$NGX_HTTPS" "$BROKER_PORT" || return 1
-  "$NGINX" -t -q -p "$NGX" -e "$NGX/logs/error.log" -c "$NGX/nginx.conf" || return 1
+  local out
+  out=$("$NGINX" -t -q -p "$NGX" -e "$NGX/logs/error.log" -c "$NGX/nginx.conf" 2>&1) || { echo "$out"; return 1; }
+  # A warning (a deprecated directive, a duplicate) fails the check too.
+  if grep -q '\[warn\]' <<<"$out"; then echo "$out"; return 1; fi
   echo "nginx -t: $($NGINX -v 2>&1 | sed 's/.*: //')"
 }
 nginx_proxy() {
@@ -417,6 +426,7 @@ if [ -n "$PROMTOOL" ]; then
   fi
 else
   # No promtool: structure only, with PyYAML.
+  python3 -c 'import yaml' 2>/dev/null || apt_install python3-yaml
   check "prometheus files (PyYAML only: no promtool)" python3 - <<'PY'
 import yaml, sys
 c = yaml.safe_load(open("ops/prometheus/prometheus.yml"))
