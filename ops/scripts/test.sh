@@ -16,9 +16,13 @@ export STARLING_TEST_REDIS_PORT="$REDIS_PORT"
 echo "building (log: /tmp/starling-build.log)"
 swift build --build-tests > /tmp/starling-build.log 2>&1 || { grep -E "error" -A3 /tmp/starling-build.log | head -60; tail -20 /tmp/starling-build.log; exit 1; }
 set +e
+# The ops files (nginx, systemd, Prometheus, Grafana, container) against the fresh binary.
+bash ops/scripts/check-ops.sh .build/debug/starling
+ops_status=$?
 swift test --skip-build --disable-swift-testing 2>&1 | tee /tmp/starling-test.log
 status=${PIPESTATUS[0]}
 set -e
+[ "$status" -eq 0 ] && status=$ops_status
 # One plain closing line: XCTest's last summary, restated.
 summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" /tmp/starling-test.log | tail -1)
 total=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
