@@ -48,7 +48,7 @@ let package = Package(
             "StarlingHTTP", "StarlingStore", "StarlingCore", "StarlingAuth",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "DequeModule", package: "swift-collections"),
-        ]),
+        ], exclude: ["Assets"]),
         // Blocking Swift client used by the tests (and by tools that need no loop).
         .target(name: "StarlingClient", dependencies: ["StarlingCore"]),
         .executableTarget(name: "starling", dependencies: [
@@ -68,7 +68,7 @@ let package = Package(
         ], path: "Tools/starling-load/main"),
 
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore", "StarlingStore"]),
-        .testTarget(name: "StarlingServerTests", dependencies: ["StarlingClient", "StarlingCore", "StarlingAuth"]),
+        .testTarget(name: "StarlingServerTests", dependencies: ["StarlingClient", "StarlingCore", "StarlingAuth"], exclude: ["js"]),
         .testTarget(name: "StarlingAuthTests", dependencies: ["StarlingAuth", "StarlingCore", "StarlingClient"]),
         .testTarget(name: "StarlingRedisTests", dependencies: ["StarlingClient", "StarlingCore"]),
         .testTarget(name: "StarlingLoadTests", dependencies: ["StarlingLoadKit", "StarlingClient", "StarlingCore"]),

@@ -59,6 +59,14 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
             case .metrics:
                 respond(request, connection, Response(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")],
                                                       body: Array(renderMetrics().utf8)))
+            case .clientModule:
+                respond(request, connection, Response(status: 200, headers: [
+                    ("Content-Type", "text/javascript; charset=utf-8"), ("Cache-Control", "no-cache")],
+                    body: Array(ClientAssets.starlingJS.utf8)))
+            case .demo:
+                respond(request, connection, Response(status: 200, headers: [
+                    ("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-cache")],
+                    body: Array(ClientAssets.demoHTML.utf8)))
             case .channelInfo(let channel):
                 _ = try authorize(request, .subscribe, [channel])
                 channelInfo(channel, request, connection)

@@ -8,12 +8,13 @@ enum Route {
     case channelInfo(String)
     case events
     case healthz, readyz, metrics
+    case clientModule, demo
 
     var allowedMethods: [String] {
         switch self {
         case .channelEvents, .events: return ["GET", "POST", "OPTIONS"]
         case .channelInfo: return ["GET", "OPTIONS"]
-        case .healthz, .readyz, .metrics: return ["GET"]
+        case .healthz, .readyz, .metrics, .clientModule, .demo: return ["GET"]
         }
     }
 
@@ -24,6 +25,8 @@ enum Route {
         case "/readyz": return .readyz
         case "/metrics": return .metrics
         case "/v1/events": return .events
+        case "/starling.js": return .clientModule
+        case "/", "/demo": return .demo
         default: break
         }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
