@@ -328,6 +328,8 @@ public final class Connection: WheelTimed {
         guard state == .http else { return }
         state = .streaming
         streamDelegate = delegate
+        // A stream reads no more requests: give back the parse buffers (idle memory).
+        url = []; field = []; value = []; headers = []
         answer(seq: request.sequence, bytes: head.serialized(close: true, stream: true), close: false)
         queue.pushUnbounded(.init(opening))
         queue.capacity = capacity

@@ -149,6 +149,7 @@ final class ChannelLeg {
         guard backlog.isEmpty else { return }
         if tailConfirmed {
             phase = .live
+            backlog = Deque()  // a live leg keeps no replay storage
             let arrived = arrivedDuringRead
             arrivedDuringRead = []
             for e in arrived { live(e) }
