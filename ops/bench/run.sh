@@ -18,7 +18,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$ROOT/ops/bench"
 SCRATCH=${STARLING_SCRATCH:-$ROOT/.build}
-RUNS=3 DURATION=10 HOLD=15 REPLAY=100000 KEEP=0 OUT=""
+RUNS=3 DURATION=10 HOLD=15 REPLAY=20000 KEEP=0 OUT=""
 SERVERS="starling nchan starling-redis"
 SCENARIOS="broadcast-1k broadcast-10k channels idle replay slow-base slow"
 

@@ -27,8 +27,8 @@ def main(folder):
         with open(os.path.join(folder, name)) as f:
             runs.setdefault((scenario, server), []).append(json.load(f))
     print("| scenario | server | runs | delivered ev/s | ev per server CPU-s | server CPU % | p50 ms | p99 ms "
-          "| RSS/conn | connected | loss / dup / reord |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| RSS/conn | RSS end MiB | connected | loss / dup / reord |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     keys = sorted(runs, key=lambda k: (ORDER.index(k[0]) if k[0] in ORDER else 99,
                                         SERVERS.index(k[1]) if k[1] in SERVERS else 99))
     for scenario, server in keys:
@@ -45,6 +45,7 @@ def main(folder):
               f"| {num(med([l.get('p50Us') for l in lat]) if has_lat else None, 2, 1000)} "
               f"| {num(med([l.get('p99Us') for l in lat]) if has_lat else None, 2, 1000)} "
               f"| {num(rss, 0) + ' B' if rss is not None else '–'} "
+              f"| {num(med([s.get('rssEndBytes') for s in sv]), 1, 1048576)} "
               f"| {num(med([r['connected'] for r in rs]))}/{rs[0]['subscribers']} "
               f"| {bad[0]} / {bad[1]} / {bad[2]} |")
 

@@ -32,7 +32,7 @@ public struct LoadConfig: Sendable {
     /// New connections per second while subscribers connect.
     public var rampPerSecond: Double = 5_000
     /// Flat out: events per channel published but not yet delivered to every subscriber.
-    public var window = 64
+    public var window = 16
     /// Publish requests in flight per publisher connection (HTTP pipelining).
     public var pipeline = 64
     /// Subscribers of the slow scenario that stop reading after their first bytes.

@@ -35,7 +35,7 @@ struct StarlingLoad: ParsableCommand {
     @Option(help: "New subscriber connections per second.")
     var ramp: Double = 5_000
     @Option(help: "Flat out: events per channel allowed ahead of its slowest delivery.")
-    var window = 64
+    var window = 16
     @Option(help: "Pipelined publish requests per publisher connection.")
     var pipeline = 64
     @Option(help: "slow: subscribers that stop reading.")
