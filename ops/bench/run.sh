@@ -66,7 +66,7 @@ else SERVER_PIN=() LOAD_PIN=(); say "one core only: no pinning"; fi
 
 WORK=$(mktemp -d /tmp/starling-bench.XXXXXX)
 mkdir -p "$WORK/results"
-SERVER_PID="" PIDS=()
+SERVER_PID="" REDIS_PID="" PIDS=()
 cleanup() {
   stop_server
   if [ "$KEEP" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
@@ -87,7 +87,7 @@ wait_port() {  # port, pid to watch
 stop_server() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
-  PIDS=() SERVER_PID=""
+  PIDS=() SERVER_PID="" REDIS_PID=""
 }
 
 has_redis_engine() { "$BIN/starling" serve --help 2>&1 | grep -q -- '--redis'; }
@@ -107,8 +107,8 @@ start_redis() {
   mkdir -p "$WORK/redis"
   "${SERVER_PIN[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$WORK/redis" --daemonize no >"$WORK/redis.log" 2>&1 &
-  PIDS+=("$!")
-  wait_port "$REDIS_PORT" "$!"
+  REDIS_PID=$!; PIDS+=("$REDIS_PID")
+  wait_port "$REDIS_PORT" "$REDIS_PID"
 }
 
 start_nchan() {
@@ -171,7 +171,7 @@ for scenario in $SCENARIOS; do
       start_server "$server"
       # shellcheck disable=SC2046  # the argument lists are word-split on purpose
       if ! "${LOAD_PIN[@]}" "$BIN/starling-load" $(scenario_args "$scenario") $(target_args "$server" "$scenario") \
-          --target "127.0.0.1:$PORT" --server-pid "$SERVER_PID" \
+          --target "127.0.0.1:$PORT" --server-pid "$SERVER_PID" ${REDIS_PID:+--also-measure-pid "$REDIS_PID"} \
           --output "$WORK/results/$server.$scenario.$run.json" >"$WORK/results/$server.$scenario.$run.txt"; then
         failures=$((failures + 1))
         say "starling-load reported a failure:"; cat "$WORK/results/$server.$scenario.$run.txt" >&2

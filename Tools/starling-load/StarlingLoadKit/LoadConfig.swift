@@ -51,6 +51,8 @@ public struct LoadConfig: Sendable {
     public var extraHeaders: [(String, String)] = []
     /// The server's PID, for CPU seconds and RSS from /proc (nil: not measured).
     public var serverPID: Int32?
+    /// Processes whose CPU and RSS count as the server's too (the Redis behind a broker).
+    public var alsoMeasuredPIDs: [Int32] = []
     /// Print a progress line to stderr once a second (only when it is a terminal).
     public var progress = true
     /// Self-check: never publish this seq on any channel, so every subscriber must report

@@ -85,7 +85,9 @@ public final class LoadRun {
         return report
     }
 
-    private func probe() -> ServerSample? { config.serverPID.flatMap { ServerProbe.sample(pid: $0) } }
+    private func probe() -> ServerSample? {
+        config.serverPID.flatMap { ServerProbe.sample(pids: [$0] + config.alsoMeasuredPIDs) }
+    }
 
     private func enter(_ p: Phase) {
         phase = p

@@ -12,6 +12,17 @@ public struct ServerSample: Sendable {
 public enum ServerProbe {
     private static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 
+    /// The sum over several processes (a broker and its Redis); nil if the first is gone.
+    public static func sample(pids: [Int32]) -> ServerSample? {
+        guard let first = pids.first, var total = sample(pid: first) else { return nil }
+        for pid in pids.dropFirst() {
+            guard let s = sample(pid: pid) else { continue }
+            total.cpuSeconds += s.cpuSeconds
+            total.rssBytes += s.rssBytes
+        }
+        return total
+    }
+
     public static func sample(pid: Int32) -> ServerSample? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),

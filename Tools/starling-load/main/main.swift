@@ -60,6 +60,8 @@ struct StarlingLoad: ParsableCommand {
     var channelPrefix: String?
     @Option(help: "Server PID: CPU seconds and RSS from /proc.")
     var serverPid: Int32?
+    @Option(help: "Another process counted as part of the server (its Redis), repeatable.")
+    var alsoMeasurePid: [Int32] = []
     @Option(help: "Seconds to wait for the last events after publishing stops.")
     var drain: Double = 5
     @Option(help: ArgumentHelp("Self-check: skip this seq when publishing (the run must report loss).", visibility: .hidden))
@@ -121,6 +123,7 @@ struct StarlingLoad: ParsableCommand {
         }
         if let channelPrefix { c.channelPrefix = channelPrefix }
         c.serverPID = serverPid
+        c.alsoMeasuredPIDs = alsoMeasurePid
         c.drainSeconds = drain
         c.reconnect = !noReconnect
         c.dropSeq = dropSeq
