@@ -27,7 +27,13 @@ public struct BrokerError: Error, Equatable, CustomStringConvertible, Sendable {
 
 public enum UTF8Check {
     /// Offset of the first byte that is not part of valid UTF-8, or nil if all is valid.
-    public static func firstInvalidOffset<C: Collection>(_ bytes: C) -> Int? where C.Element == UInt8, C.Index == Int {
+    public static func firstInvalidOffset(_ bytes: [UInt8]) -> Int? { bytes.withUnsafeBufferPointer { firstInvalidOffset($0) } }
+
+    public static func firstInvalidOffset(_ bytes: ArraySlice<UInt8>) -> Int? {
+        bytes.withUnsafeBufferPointer { firstInvalidOffset($0) }
+    }
+
+    public static func firstInvalidOffset(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
         var i = bytes.startIndex
         let end = bytes.endIndex
         while i < end {

@@ -42,16 +42,21 @@ public struct JSONError: Error, Equatable, CustomStringConvertible, Sendable {
 public struct JSONParser {
     public static let maxDepth = 64
 
-    public static func parse<C: Collection>(_ bytes: C) throws -> JSONValue where C.Element == UInt8 {
-        let array = Array(bytes)
-        return try array.withUnsafeBufferPointer { buf in
-            var p = JSONParser(buf)
-            p.skipSpace()
-            let v = try p.value(depth: 0)
-            p.skipSpace()
-            if p.i != buf.count { throw p.fail("unexpected text after the JSON value") }
-            return v
-        }
+    public static func parse(_ bytes: ArraySlice<UInt8>) throws -> JSONValue {
+        try bytes.withUnsafeBufferPointer { try parse($0) }
+    }
+
+    public static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+        try bytes.withUnsafeBufferPointer { try parse($0) }
+    }
+
+    public static func parse(_ buf: UnsafeBufferPointer<UInt8>) throws -> JSONValue {
+        var p = JSONParser(buf)
+        p.skipSpace()
+        let v = try p.value(depth: 0)
+        p.skipSpace()
+        if p.i != buf.count { throw p.fail("unexpected text after the JSON value") }
+        return v
     }
 
     private let b: UnsafeBufferPointer<UInt8>
@@ -222,77 +227,71 @@ public struct JSONParser {
 }
 
 public enum JSONWriter {
-    /// Compact JSON text of a value: no whitespace, numbers as sent, non-ASCII kept as UTF-8.
+    /// Compact JSON text of a value: no whitespace, numbers as sent, non-ASCII kept as
+    /// UTF-8. Written as bytes (the publish path runs this for every non-string `data`).
     public static func compact(_ v: JSONValue) -> String {
-        var out = ""
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
         write(v, into: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
-    public static func write(_ v: JSONValue, into out: inout String) {
+    public static func write(_ v: JSONValue, into out: inout [UInt8]) {
         switch v {
-        case .null: out += "null"
-        case .bool(let x): out += x ? "true" : "false"
-        case .number(let n): out += n
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let x): out.append(contentsOf: (x ? "true" : "false").utf8)
+        case .number(let n): out.append(contentsOf: n.utf8)
         case .string(let s): appendQuoted(s, into: &out)
         case .array(let items):
-            out += "["
+            out.append(0x5B)
             for (k, item) in items.enumerated() {
-                if k > 0 { out += "," }
+                if k > 0 { out.append(0x2C) }
                 write(item, into: &out)
             }
-            out += "]"
+            out.append(0x5D)
         case .object(let members):
-            out += "{"
+            out.append(0x7B)
             for (k, m) in members.enumerated() {
-                if k > 0 { out += "," }
+                if k > 0 { out.append(0x2C) }
                 appendQuoted(m.0, into: &out)
-                out += ":"
+                out.append(0x3A)
                 write(m.1, into: &out)
             }
-            out += "}"
+            out.append(0x7D)
         }
     }
 
     public static func quoted(_ s: String) -> String {
-        var out = ""
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count + 2)
         appendQuoted(s, into: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
-    public static func appendQuoted(_ s: String, into out: inout String) {
-        out += "\""
-        var plainStart = s.unicodeScalars.startIndex
-        var idx = plainStart
-        let scalars = s.unicodeScalars
-        while idx != scalars.endIndex {
-            let c = scalars[idx]
-            let escape: String?
-            switch c {
-            case "\"": escape = "\\\""
-            case "\\": escape = "\\\\"
-            case "\n": escape = "\\n"
-            case "\r": escape = "\\r"
-            case "\t": escape = "\\t"
-            default:
-                if c.value < 0x20 {
-                    let h = String(c.value, radix: 16)
-                    escape = "\\u" + String(repeating: "0", count: 4 - h.count) + h
-                } else {
-                    escape = nil
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Escapes `"`, `\` and control characters; every other byte (UTF-8 included) as is.
+    public static func appendQuoted(_ s: String, into out: inout [UInt8]) {
+        out.append(0x22)
+        var s = s
+        s.withUTF8 { bytes in
+            var plainStart = 0
+            for (i, c) in bytes.enumerated() where c < 0x20 || c == 0x22 || c == 0x5C {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[plainStart..<i]))
+                plainStart = i + 1
+                switch c {
+                case 0x22: out.append(contentsOf: [0x5C, 0x22])
+                case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+                case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
+                case 0x0D: out.append(contentsOf: [0x5C, 0x72])
+                case 0x09: out.append(contentsOf: [0x5C, 0x74])
+                default:
+                    out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hexDigits[Int(c >> 4)], hexDigits[Int(c & 0xF)]])
                 }
             }
-            if let escape {
-                out.unicodeScalars.append(contentsOf: scalars[plainStart..<idx])
-                out += escape
-                idx = scalars.index(after: idx)
-                plainStart = idx
-            } else {
-                idx = scalars.index(after: idx)
-            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[plainStart...]))
         }
-        out.unicodeScalars.append(contentsOf: scalars[plainStart..<idx])
-        out += "\""
+        out.append(0x22)
     }
 }
 

@@ -25,7 +25,12 @@ public struct SSEParser {
     public init() {}
 
     /// Feeds bytes; returns the events they complete, in order.
-    public mutating func feed<C: Sequence>(_ bytes: C) -> [SSEMessage] where C.Element == UInt8 {
+    public mutating func feed(_ bytes: [UInt8]) -> [SSEMessage] { bytes.withUnsafeBytes { feed($0) } }
+
+    public mutating func feed(_ bytes: ArraySlice<UInt8>) -> [SSEMessage] { bytes.withUnsafeBytes { feed($0) } }
+
+    /// The concrete entry point: the load tool parses every byte of every stream here.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [SSEMessage] {
         var out: [SSEMessage] = []
         for b in bytes {
             if sawCR {

@@ -7,12 +7,20 @@ public final class SharedBytes {
     public let base: UnsafeMutableRawPointer
     public let count: Int
 
-    public init<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+    /// Copies `bytes` once, with a memcpy (this is on the publish path).
+    public init(_ bytes: UnsafeRawBufferPointer) {
         count = bytes.count
         base = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(count, 1), alignment: 1)
-        var p = base.assumingMemoryBound(to: UInt8.self)
-        for b in bytes { p.pointee = b; p += 1 }
+        if count > 0 { base.copyMemory(from: bytes.baseAddress!, byteCount: count) }
     }
+
+    public init(_ bytes: ArraySlice<UInt8>) {
+        count = bytes.count
+        base = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(count, 1), alignment: 1)
+        bytes.withUnsafeBytes { if $0.count > 0 { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+    }
+
+    public convenience init(_ bytes: [UInt8]) { self.init(bytes[...]) }
 
     public convenience init(_ string: String) { self.init(Array(string.utf8)) }
 

@@ -12,7 +12,7 @@ public final class Connection: WheelTimed {
 
     let loop: EventLoop
     private let tcp: UnsafeMutablePointer<uv_tcp_t>
-    private unowned let server: TCPServer
+    private unowned(unsafe) let server: TCPServer  // lives as long as the process
     private var parser: UnsafeMutablePointer<http_parser>?
     private weak var handler: HTTPHandler?
     public weak var streamDelegate: StreamDelegate?

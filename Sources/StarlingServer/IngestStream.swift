@@ -10,7 +10,7 @@ import StarlingHTTP
 final class IngestStream: BodyStream {
     enum Format { case ndjson, eventStream }
 
-    private unowned let broker: Broker
+    private unowned(unsafe) let broker: Broker
     private let request: Request
     private let connection: Connection
     /// The route's channel; nil on /v1/events, where each object names its own.

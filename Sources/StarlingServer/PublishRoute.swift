@@ -19,8 +19,9 @@ extension Broker {
 
     /// Streams NDJSON and SSE publish bodies; everything else is buffered.
     public func bodyStream(for request: Request, on connection: Connection) -> BodyStream? {
-        guard request.method == "POST", let route = try? Route.match(request.path),
-              let type = PublishBody.MediaType(contentType: request.header("content-type")) else { return nil }
+        // Only NDJSON and SSE bodies stream; decide on the media type before routing.
+        guard request.method == "POST", let type = PublishBody.MediaType(contentType: request.header("content-type")),
+              type == .ndjson || type == .eventStream, let route = try? Route.match(request.path) else { return nil }
         let channel: String?
         let grant: Grant
         do {

@@ -29,17 +29,22 @@ enum Route {
         case "/", "/demo": return .demo
         default: break
         }
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        // "", "v1", "channels", ch[, "events"]
-        guard parts.count >= 4, parts.count <= 5, parts[0].isEmpty, parts[1] == "v1", parts[2] == "channels" else {
-            throw HTTPError(404, "not_found", "no route for \(path)")
+        // /v1/channels/{ch} or /v1/channels/{ch}/events, read without splitting (every
+        // publish passes here).
+        let prefix = "/v1/channels/"
+        guard path.hasPrefix(prefix) else { throw HTTPError(404, "not_found", "no route for \(path)") }
+        var rest = path.dropFirst(prefix.count)
+        var events = false
+        if rest.hasSuffix("/events") {
+            rest = rest.dropLast("/events".count)
+            events = true
         }
-        let channel = Request.percentDecode(parts[3])
-        guard parts.count == 4 || parts[4] == "events" else { throw HTTPError(404, "not_found", "no route for \(path)") }
+        guard !rest.isEmpty, !rest.contains("/") else { throw HTTPError(404, "not_found", "no route for \(path)") }
+        let channel = rest.contains("%") ? Request.percentDecode(rest) : String(rest)
         guard Names.isValidChannel(channel) else {
             throw HTTPError(400, "bad_channel", "channel names are 1–200 bytes of [A-Za-z0-9._:@-]")
         }
-        return parts.count == 5 ? .channelEvents(channel) : .channelInfo(channel)
+        return events ? .channelEvents(channel) : .channelInfo(channel)
     }
 
     func check(method: String) throws {

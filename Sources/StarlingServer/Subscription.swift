@@ -10,7 +10,9 @@ import StarlingHTTP
 import StarlingStore
 
 final class Subscription: StreamDelegate {
-    unowned let broker: Broker
+    // unowned(unsafe): the broker outlives every subscription; plain unowned costs a
+    // refcount round trip on each of the millions of accesses in the fan-out loop.
+    unowned(unsafe) let broker: Broker
     let connection: Connection
     private(set) var legs: [ChannelLeg] = []
     let multiplexed: Bool
@@ -85,7 +87,7 @@ final class Subscription: StreamDelegate {
 final class ChannelLeg {
     enum Phase { case replaying, live, done }
 
-    unowned let subscription: Subscription
+    unowned(unsafe) let subscription: Subscription  // it owns this leg
     let channel: String
     /// Position in the broker's list of this channel's legs.
     var index = -1
