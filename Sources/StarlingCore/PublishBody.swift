@@ -14,6 +14,14 @@ public enum PublishBody {
 
         public init?(contentType: String?) {
             guard let ct = contentType else { return nil }
+            // The common exact spellings first: no splitting or lowercasing per publish.
+            switch ct {
+            case "application/json": self = .json; return
+            case "application/x-ndjson": self = .ndjson; return
+            case "text/plain": self = .plainText; return
+            case "text/event-stream": self = .eventStream; return
+            default: break
+            }
             let essence = ct.split(separator: ";", maxSplits: 1).first.map {
                 String($0).trimmingASCIIWhitespace().lowercased()
             } ?? ""

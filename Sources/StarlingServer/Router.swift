@@ -39,8 +39,8 @@ enum Route {
             rest = rest.dropLast("/events".count)
             events = true
         }
-        guard !rest.isEmpty, !rest.contains("/") else { throw HTTPError(404, "not_found", "no route for \(path)") }
-        let channel = rest.contains("%") ? Request.percentDecode(rest) : String(rest)
+        guard !rest.isEmpty, !rest.utf8.contains(0x2F) else { throw HTTPError(404, "not_found", "no route for \(path)") }
+        let channel = rest.utf8.contains(0x25) ? Request.percentDecode(rest) : String(rest)
         guard Names.isValidChannel(channel) else {
             throw HTTPError(400, "bad_channel", "channel names are 1–200 bytes of [A-Za-z0-9._:@-]")
         }

@@ -25,6 +25,7 @@ final class Subscription: StreamDelegate {
         self.multiplexed = multiplexed
         self.grant = grant
         legs = zip(channels, resume).map { ChannelLeg(subscription: self, channel: $0, resume: $1) }
+        replayingLegs = legs.count
     }
 
     var channels: [String] { legs.map(\.channel) }
@@ -75,7 +76,12 @@ final class Subscription: StreamDelegate {
         connection.finish()
     }
 
-    func streamHasRoom(_ connection: Connection) { pump() }
+    /// Legs still replaying history; only they care that the queue has room again.
+    var replayingLegs = 0
+
+    func streamHasRoom(_ connection: Connection) {
+        if replayingLegs > 0 { pump() }
+    }
 
     func streamDidClose(_ connection: Connection) {
         ended = true
@@ -91,7 +97,9 @@ final class ChannelLeg {
     let channel: String
     /// Position in the broker's list of this channel's legs.
     var index = -1
-    var phase = Phase.replaying
+    var phase = Phase.replaying {
+        didSet { if oldValue == .replaying, phase != .replaying { subscription.replayingLegs -= 1 } }
+    }
     /// The newest event ID queued to this client (or where a live start stood).
     var lastID: EventID?
     var finished = false
