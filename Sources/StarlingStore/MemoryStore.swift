@@ -35,7 +35,8 @@ public final class MemoryStore: EventStore {
 
     public func append(_ drafts: [EventDraft], to name: String,
                        completion: @escaping (Result<AppendResult, BrokerError>) -> Void) {
-        let channel = channels[name] ?? Channel()
+        let existing = channels[name]
+        let channel = existing ?? Channel()
         if channel.finalID != nil {
             return completion(.failure(BrokerError(.conflict, "channel_final", "channel \(name) is final and accepts no more events")))
         }
@@ -43,7 +44,7 @@ public final class MemoryStore: EventStore {
         if let k = drafts.firstIndex(where: { $0.final }), k != drafts.count - 1 {
             return completion(.failure(BrokerError(.badRequest, "bad_event", "event [\(k + 1)]: follows the final event")))
         }
-        channels[name] = channel
+        if existing == nil { channels[name] = channel }
         let now = clock()
         var stored: [StoredEvent] = []
         stored.reserveCapacity(drafts.count)
