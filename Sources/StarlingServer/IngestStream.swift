@@ -86,6 +86,11 @@ final class IngestStream: BodyStream {
         lineNumber += 1
         defer { line.removeAll(keepingCapacity: true) }
         do {
+            // A long-lived publish may not outlive its token: lines read after it expired
+            // are refused; those before stay stored.
+            if grant.expiresAt != nil, grant.isExpired(nowSeconds: Authorizer.nowSeconds()) {
+                throw BrokerError(.unauthorized, "unauthorized", "line \(lineNumber): the token expired during the publish")
+            }
             if let d = try PublishBody.parseLine(line[...], line: lineNumber, limits: broker.publishLimits,
                                                  channelKey: channel == nil) {
                 if let ch = d.channel {
