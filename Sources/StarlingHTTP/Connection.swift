@@ -247,8 +247,15 @@ public final class Connection: WheelTimed {
             failure = HTTPError(413, "body_too_large", "the request body is over \(limits.maxBodyBytes) bytes")
             return -1
         }
+        // curl and others wait for this before sending a body (a second, otherwise).
+        if request.sequence == nextAnswerSeq, request.header("expect")?.lowercased() == "100-continue" {
+            queue.pushUnbounded(.init(Connection.continueBytes))
+            loop.markDirty(self)
+        }
         return 0
     }
+
+    static let continueBytes = SharedBytes("HTTP/1.1 100 Continue\r\n\r\n")
 
     func parserBody(_ b: UnsafeRawBufferPointer) -> Int32 {
         guard let r = current else { return 1 }

@@ -99,3 +99,15 @@ final class HTTPTests: XCTestCase {
         }
     }
 }
+
+final class ExpectContinueTests: XCTestCase {
+    func testExpect100ContinueIsAnsweredBeforeTheBody() throws {
+        try onEachEngine { broker, _ in
+            let c = try BlockingConnection(port: broker.port)
+            try c.send("POST /v1/channels/\(uniqueChannel())/events HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+            XCTAssertEqual(try HTTPResponse.read(from: c, timeout: 0.5).status, 100, "no one-second stall for curl -T")
+            try c.send("hi")
+            XCTAssertEqual(try HTTPResponse.read(from: c).status, 200)
+        }
+    }
+}
