@@ -69,4 +69,33 @@ final class BackpressureTests: XCTestCase {
             XCTAssertEqual(try slow.next()?.data, "after")
         }
     }
+
+    func testGlobalQueueCapShedsTheLargestQueuesFirst() throws {
+        // Each client may queue 64 MiB, but all together only 1 MiB: stalled clients are
+        // shed by the global cap long before their own bound, largest queue first.
+        try onEachEngine(["--client-buffer", "67108864", "--max-queued-bytes", "1048576", "--retain-events", "100000"]) { broker, engine in
+            let ch = uniqueChannel()
+            let stalled = try (0..<3).map { _ in try broker.client.subscribe(ch, receiveBuffer: 4096) }
+            let healthy = try broker.client.subscribe(ch)
+            let pad = String(repeating: "g", count: 4000)
+            final class Box: @unchecked Sendable { var got: [SSEMessage] = [] }
+            let box = Box()
+            let done = DispatchSemaphore(value: 0)
+            Thread { box.got = (try? healthy.next(2000, timeout: 10)) ?? []; done.signal() }.start()
+            try broker.publishNumbered(ch, count: 2000, prefix: pad, batch: 50)
+            _ = done.wait(timeout: .now() + 30)
+            XCTAssertEqual(box.got.count, 2000, "[\(engine)] the healthy subscriber is not shed")
+            // The cap is checked twice a second.
+            var shed = 0
+            let deadline = Date().addingTimeInterval(3)
+            while shed == 0, Date() < deadline {
+                shed = try broker.metric("starling_shed_global_cap_total")
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            XCTAssertGreaterThanOrEqual(shed, 1)
+            XCTAssertEqual(try broker.metric("starling_slow_consumer_disconnects_total"), 0, "the per-client bound was never reached")
+            XCTAssertLessThanOrEqual(try broker.metric("starling_queued_bytes"), 8_000_000)
+            _ = stalled
+        }
+    }
 }
