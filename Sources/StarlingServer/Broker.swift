@@ -188,20 +188,14 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         }
     }
 
-    /// Past the global cap, closes the subscribers with the largest queues first.
+    /// Past the global cap, closes the subscribers with the largest queues first. Runs
+    /// twice a second over every leg, so the common case (under the cap) allocates nothing.
     private func shedOverGlobalCap() {
         var total = 0
-        var backlogged: [Connection] = []
-        var seen = Set<ObjectIdentifier>()
-        for list in channels.values {
-            for leg in list where leg.subscription.connection.queuedBytes > 0 {
-                let c = leg.subscription.connection
-                guard seen.insert(ObjectIdentifier(c)).inserted else { continue }
-                total += c.queuedBytes
-                backlogged.append(c)
-            }
-        }
+        forEachConnection { total += $0.queuedBytes }
         guard total > config.maxQueuedBytes else { return }
+        var backlogged: [Connection] = []
+        forEachConnection { if $0.queuedBytes > 0 { backlogged.append($0) } }
         backlogged.sort { $0.queuedBytes > $1.queuedBytes }
         for c in backlogged where total > config.maxQueuedBytes {
             total -= c.queuedBytes
@@ -210,14 +204,16 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         }
     }
 
+    /// Each subscriber connection once (a multiplexed one through its first leg only).
+    private func forEachConnection(_ body: (Connection) -> Void) {
+        for list in channels.values {
+            for leg in list where leg.subscription.legs.first === leg { body(leg.subscription.connection) }
+        }
+    }
+
     func renderMetrics() -> String {
         var queued = 0
-        var seen = Set<ObjectIdentifier>()
-        for list in channels.values {
-            for leg in list where seen.insert(ObjectIdentifier(leg.subscription.connection)).inserted {
-                queued += leg.subscription.connection.queuedBytes
-            }
-        }
+        forEachConnection { queued += $0.queuedBytes }
         return metrics.render(connections: server?.connectionCount ?? 0, refused: server?.refusedCount ?? 0, queuedBytes: queued)
     }
 
