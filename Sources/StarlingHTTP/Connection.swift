@@ -106,6 +106,7 @@ public final class Connection: WheelTimed {
         guard state != .closed else { return }
         state = .closed
         loop.wheel.cancel(self)
+        loop.backlogged[ObjectIdentifier(self)] = nil
         queue.removeAll()
         heldAnswers.removeAll()
         uv_read_stop(stream)
@@ -423,6 +424,7 @@ public final class Connection: WheelTimed {
             return r
         }
         writeInFlight = true
+        loop.backlogged[ObjectIdentifier(self)] = self
         return 0
     }
 
@@ -433,6 +435,7 @@ public final class Connection: WheelTimed {
         if status < 0 { close(); return }
         lastWriteMs = loop.nowMs
         flush()
+        if !writeInFlight { loop.backlogged[ObjectIdentifier(self)] = nil }
     }
 
     private func drained() {

@@ -15,6 +15,12 @@ public final class EventLoop {
     let readBuffer: UnsafeMutableRawPointer
     let readBufferSize = 64 * 1024
     var dirty: [Connection] = []
+    /// Connections whose kernel buffer is full (a write is waiting in libuv): the only
+    /// ones that can hold a large queue, so the global cap looks at these alone.
+    var backlogged: [ObjectIdentifier: Connection] = [:]
+
+    /// The connections with a write waiting for the kernel, for the global queue cap.
+    public var backloggedConnections: Dictionary<ObjectIdentifier, Connection>.Values { backlogged.values }
     var wheel: TimerWheel<Connection>
     private let prepare: UnsafeMutablePointer<uv_prepare_t>
     private let ticker: UnsafeMutablePointer<uv_timer_t>

@@ -188,32 +188,24 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         }
     }
 
-    /// Past the global cap, closes the subscribers with the largest queues first. Runs
-    /// twice a second over every leg, so the common case (under the cap) allocates nothing.
+    /// Past the global cap, closes the subscribers with the largest queues first. Only
+    /// connections whose kernel buffer is full can hold a queue across loop turns, and the
+    /// loop keeps exactly those, so idle subscribers cost nothing here.
     private func shedOverGlobalCap() {
         var total = 0
-        forEachConnection { total += $0.queuedBytes }
+        for c in loop.backloggedConnections { total += c.queuedBytes }
         guard total > config.maxQueuedBytes else { return }
-        var backlogged: [Connection] = []
-        forEachConnection { if $0.queuedBytes > 0 { backlogged.append($0) } }
-        backlogged.sort { $0.queuedBytes > $1.queuedBytes }
-        for c in backlogged where total > config.maxQueuedBytes {
+        let largestFirst = loop.backloggedConnections.sorted { $0.queuedBytes > $1.queuedBytes }
+        for c in largestFirst where total > config.maxQueuedBytes {
             total -= c.queuedBytes
             metrics.shedForGlobalCap += 1
             c.close()
         }
     }
 
-    /// Each subscriber connection once (a multiplexed one through its first leg only).
-    private func forEachConnection(_ body: (Connection) -> Void) {
-        for list in channels.values {
-            for leg in list where leg.subscription.legs.first === leg { body(leg.subscription.connection) }
-        }
-    }
-
     func renderMetrics() -> String {
         var queued = 0
-        forEachConnection { queued += $0.queuedBytes }
+        for c in loop.backloggedConnections { queued += c.queuedBytes }
         return metrics.render(connections: server?.connectionCount ?? 0, refused: server?.refusedCount ?? 0, queuedBytes: queued)
     }
 
