@@ -227,7 +227,9 @@ public final class Connection: WheelTimed {
     }
 
     private func commitHeader() {
-        headers.append((String(decoding: field, as: UTF8.self).lowercased(), String(decoding: value, as: UTF8.self)))
+        // Lowercase the ASCII name in place: no second String per header.
+        for k in field.indices where field[k] >= 0x41 && field[k] <= 0x5A { field[k] |= 0x20 }
+        headers.append((String(decoding: field, as: UTF8.self), String(decoding: value, as: UTF8.self)))
         field.removeAll(keepingCapacity: true)
         value.removeAll(keepingCapacity: true)
         lastWasValue = false

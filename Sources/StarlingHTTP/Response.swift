@@ -17,14 +17,34 @@ public struct Response {
     /// The head and body; `Content-Length` is added unless `stream` (an SSE body that
     /// runs until the connection closes).
     public func serialized(close: Bool, stream: Bool = false) -> [UInt8] {
-        var head = "HTTP/1.1 \(status) \(Response.reason(status))\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        if !stream { head += "Content-Length: \(body.count)\r\n" }
-        if close || stream { head += "Connection: close\r\n" }
-        head += "\r\n"
-        var out = Array(head.utf8)
+        // Written as bytes: every publish answer passes here.
+        var out: [UInt8] = []
+        out.reserveCapacity(128 + body.count)
+        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        Response.appendDecimal(status, to: &out)
+        out.append(0x20)
+        out.append(contentsOf: Response.reason(status).utf8)
+        out.append(contentsOf: [0x0D, 0x0A])
+        for (name, value) in headers {
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: [0x3A, 0x20])
+            out.append(contentsOf: value.utf8)
+            out.append(contentsOf: [0x0D, 0x0A])
+        }
+        if !stream {
+            out.append(contentsOf: "Content-Length: ".utf8)
+            Response.appendDecimal(body.count, to: &out)
+            out.append(contentsOf: [0x0D, 0x0A])
+        }
+        if close || stream { out.append(contentsOf: "Connection: close\r\n".utf8) }
+        out.append(contentsOf: [0x0D, 0x0A])
         out.append(contentsOf: body)
         return out
+    }
+
+    static func appendDecimal(_ n: Int, to out: inout [UInt8]) {
+        if n >= 10 { appendDecimal(n / 10, to: &out) }
+        out.append(UInt8(0x30 + n % 10))
     }
 
     public static func reason(_ status: Int) -> String {
