@@ -19,9 +19,10 @@ public final class Request {
         self.headers = headers
         self.keepAlive = keepAlive
         self.sequence = sequence
-        if let q = target.firstIndex(of: "?") {
+        // Byte search: a Character search would run grapheme breaking on every request.
+        if let q = target.utf8.firstIndex(of: 0x3F) {
             path = target[..<q]
-            query = Request.parseQuery(target[target.index(after: q)...])
+            query = Request.parseQuery(target[target.utf8.index(after: q)...])
         } else {
             path = target[...]
             query = []

@@ -29,23 +29,27 @@ enum Route {
         case "/", "/demo": return .demo
         default: break
         }
-        // /v1/channels/{ch} or /v1/channels/{ch}/events, read without splitting (every
-        // publish passes here).
-        let prefix = "/v1/channels/"
-        guard path.hasPrefix(prefix) else { throw HTTPError(404, "not_found", "no route for \(path)") }
-        var rest = path.dropFirst(prefix.count)
+        // /v1/channels/{ch} or /v1/channels/{ch}/events, read as bytes without splitting
+        // (every publish passes here).
+        let u = path.utf8
+        guard u.starts(with: Route.channelsPrefix) else { throw HTTPError(404, "not_found", "no route for \(path)") }
+        var bytes = path.utf8.dropFirst(Route.channelsPrefix.count)
         var events = false
-        if rest.hasSuffix("/events") {
-            rest = rest.dropLast("/events".count)
+        if bytes.count > Route.eventsSuffix.count, bytes.reversed().starts(with: Route.eventsSuffix.reversed()) {
+            bytes = bytes.dropLast(Route.eventsSuffix.count)
             events = true
         }
-        guard !rest.isEmpty, !rest.utf8.contains(0x2F) else { throw HTTPError(404, "not_found", "no route for \(path)") }
+        guard !bytes.isEmpty, !bytes.contains(0x2F) else { throw HTTPError(404, "not_found", "no route for \(path)") }
+        let rest = Substring(bytes)
         let channel = rest.utf8.contains(0x25) ? Request.percentDecode(rest) : String(rest)
         guard Names.isValidChannel(channel) else {
             throw HTTPError(400, "bad_channel", "channel names are 1–200 bytes of [A-Za-z0-9._:@-]")
         }
         return events ? .channelEvents(channel) : .channelInfo(channel)
     }
+
+    static let channelsPrefix = Array("/v1/channels/".utf8)
+    static let eventsSuffix = Array("/events".utf8)
 
     func check(method: String) throws {
         guard allowedMethods.contains(method) else {
