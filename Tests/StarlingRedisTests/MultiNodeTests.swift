@@ -6,12 +6,15 @@ import StarlingCore
 import XCTest
 
 final class MultiNodeTests: XCTestCase {
-    func testTwoBrokersOnOneRedisDeliverEveryEventOnceInOrder() throws {
+    /// Two broker processes on the suite's Redis.
+    func twoNodes() throws -> (BrokerProcess, BrokerProcess) {
         let url = try BrokerProcess.redisURL()
-        let a = try BrokerProcess(["--redis", url])
-        defer { a.terminate() }
-        let b = try BrokerProcess(["--redis", url])
-        defer { b.terminate() }
+        return (try BrokerProcess(["--redis", url]), try BrokerProcess(["--redis", url]))
+    }
+
+    func testTwoBrokersOnOneRedisDeliverEveryEventOnceInOrder() throws {
+        let (a, b) = try twoNodes()
+        defer { a.terminate(); b.terminate() }
         let ch = uniqueChannel("nodes")
         let onA = try a.client.subscribe(ch)
         let onB = try b.client.subscribe(ch)
@@ -27,11 +30,8 @@ final class MultiNodeTests: XCTestCase {
     }
 
     func testSubscriberOnOtherNodeResumesAcrossNodes() throws {
-        let url = try BrokerProcess.redisURL()
-        let a = try BrokerProcess(["--redis", url])
-        defer { a.terminate() }
-        let b = try BrokerProcess(["--redis", url])
-        defer { b.terminate() }
+        let (a, b) = try twoNodes()
+        defer { a.terminate(); b.terminate() }
         let ch = uniqueChannel("nodes")
         let ids = try a.publish(ch, 1...20, batch: 5)
         // A client that read up to e-8 on A reconnects to B with its Last-Event-ID.
@@ -43,11 +43,8 @@ final class MultiNodeTests: XCTestCase {
     }
 
     func testConcurrentPublishersOnBothNodesKeepOneOrderEverywhere() throws {
-        let url = try BrokerProcess.redisURL()
-        let a = try BrokerProcess(["--redis", url])
-        defer { a.terminate() }
-        let b = try BrokerProcess(["--redis", url])
-        defer { b.terminate() }
+        let (a, b) = try twoNodes()
+        defer { a.terminate(); b.terminate() }
         let ch = uniqueChannel("nodes")
         let onA = try a.client.subscribe(ch)
         let onB = try b.client.subscribe(ch)
