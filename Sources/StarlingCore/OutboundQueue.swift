@@ -31,12 +31,15 @@ public struct OutboundQueue {
 
     /// Adds an item; past capacity it first conflates, then reports overflow.
     public mutating func push(_ item: Item) -> PushResult {
-        pending.append(item)
-        pendingBytes += item.bytes.count
+        pushUnbounded(item)
+        return relieve()
+    }
+
+    /// Over capacity: drops superseded snapshots, and says whether that was enough.
+    public mutating func relieve() -> PushResult {
         guard totalBytes > capacity else { return .queued }
         let dropped = conflate()
-        if totalBytes > capacity { return .overflow }
-        return .conflated(dropped: dropped)
+        return totalBytes > capacity ? .overflow : .conflated(dropped: dropped)
     }
 
     /// Adds an item whatever the capacity (the opening bytes, an HTTP response).

@@ -49,9 +49,6 @@ public struct SSEParser {
         return out
     }
 
-    /// The end of the stream: an event without its blank line is discarded (as the spec says).
-    public mutating func finish() -> [SSEMessage] { [] }
-
     private mutating func endLine(_ out: inout [SSEMessage]) {
         defer { line.removeAll(keepingCapacity: true) }
         if atStart {

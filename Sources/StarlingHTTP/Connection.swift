@@ -358,9 +358,7 @@ public final class Connection: WheelTimed {
         // Over the bound: first let the kernel take what it can (a big batch can arrive
         // between two loop turns), then drop superseded snapshots, and only then give up.
         flush(notify: false)
-        guard isOpen, queue.totalBytes > queue.capacity else { return .queued }
-        let dropped = queue.conflate()
-        return queue.totalBytes > queue.capacity ? .overflow : .conflated(dropped: dropped)
+        return isOpen ? queue.relieve() : .queued
     }
 
     // MARK: writing
