@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.0.0"),
     ],
@@ -26,16 +27,19 @@ let package = Package(
         // Plain Swift, no I/O: events, IDs, the SSE codec, JSON, queues, timers.
         .target(name: "StarlingCore", dependencies: [
             .product(name: "DequeModule", package: "swift-collections"),
+            .product(name: "Atomics", package: "swift-atomics"),
         ]),
+        // The one wrapper over libuv: loop, timer, cross-loop inbox, signals, loop groups.
+        .target(name: "StarlingLoop", dependencies: ["CLibUV"]),
         // The storage engines behind one protocol.
         .target(name: "StarlingStore", dependencies: [
-            "StarlingCore", "CHiredis", "CLibUV",
+            "StarlingCore", "StarlingLoop", "CHiredis", "CLibUV",
             .product(name: "DequeModule", package: "swift-collections"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // libuv TCP + the C HTTP parser: server, connections, requests, responses.
         .target(name: "StarlingHTTP", dependencies: [
-            "CLibUV", "CHTTPParser", "StarlingCore",
+            "CLibUV", "CHTTPParser", "StarlingCore", "StarlingLoop",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Who may publish and subscribe: JWT verification (jwt-kit) and channel claims.
@@ -45,21 +49,21 @@ let package = Package(
         ]),
         // The broker: routes, subscriptions, fan-out, heartbeats.
         .target(name: "StarlingServer", dependencies: [
-            "StarlingHTTP", "StarlingStore", "StarlingCore", "StarlingAuth",
+            "StarlingHTTP", "StarlingStore", "StarlingCore", "StarlingAuth", "StarlingLoop",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "DequeModule", package: "swift-collections"),
         ], exclude: ["Assets"]),
         // Blocking Swift client used by the tests (and by tools that need no loop).
         .target(name: "StarlingClient", dependencies: ["StarlingCore"]),
         .executableTarget(name: "starling", dependencies: [
-            "StarlingServer", "StarlingStore", "StarlingAuth",
+            "StarlingServer", "StarlingStore", "StarlingAuth", "StarlingLoop",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         // The load generator (SPEC §8): its engine as a library the tests can drive, and the CLI.
         .target(name: "StarlingLoadKit", dependencies: [
-            "CLibUV", "CHTTPParser", "StarlingCore",
+            "CLibUV", "CHTTPParser", "StarlingCore", "StarlingLoop",
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ], path: "Tools/starling-load/StarlingLoadKit"),
         .executableTarget(name: "starling-load", dependencies: [
@@ -73,5 +77,5 @@ let package = Package(
         .testTarget(name: "StarlingRedisTests", dependencies: ["StarlingClient", "StarlingCore"]),
         .testTarget(name: "StarlingLoadTests", dependencies: ["StarlingLoadKit", "StarlingClient", "StarlingCore"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -2,7 +2,9 @@
 // Used by the test suites and the load tool's smoke runs; never a stand-in.
 import Foundation
 
-public final class BrokerProcess {
+// @unchecked Sendable: tests hand a node to a helper thread; its state is set in init and
+// then only read (the child process is the shared thing, and it is another process).
+public final class BrokerProcess: @unchecked Sendable {
     public let process = Process()
     public let port: Int
     public let arguments: [String]

@@ -1,5 +1,6 @@
 // The event model (SPEC §3): what a publisher sends (EventDraft) and what the store
 // keeps (StoredEvent). A StoredEvent carries its SSE encoding, made once at store time.
+import Atomics
 
 public enum EventData: Equatable, Sendable {
     /// A JSON string: sent on the wire as its raw text.
@@ -42,9 +43,9 @@ public struct EventDraft: Equatable, Sendable {
     }
 }
 
-/// A stored event. Immutable and shared: the store, every subscriber queue and replay
-/// all hold the same instance and the same encoded bytes.
-public final class StoredEvent {
+/// A stored event. Immutable and shared: the store, every subscriber queue and replay,
+/// on every loop, hold the same instance and the same encoded bytes.
+public final class StoredEvent: Sendable {
     public let channel: String
     public let id: EventID
     public let name: String
@@ -56,10 +57,16 @@ public final class StoredEvent {
     /// `id:`/`event:`/`data:` lines and the blank line, encoded once.
     public let sse: SharedBytes
 
+    private let envelopeOnce = ManagedAtomicLazyReference<SharedBytes>()
+
     /// For multiplexed streams: `event:` and `data: {"channel":…,"data":…}` and the blank
-    /// line, without `id:` (each subscriber's cursor differs). Encoded on first use, once.
-    public lazy var envelope: SharedBytes = SharedBytes(SSEEncoder.event(
-        id: nil, name: name, data: "{\"channel\":\(JSONWriter.quoted(channel)),\"data\":\(data.jsonText)}"))
+    /// line, without `id:` (each subscriber's cursor differs). Encoded on first use, once:
+    /// loops racing to make it keep whichever copy was stored first.
+    public var envelope: SharedBytes {
+        if let made = envelopeOnce.load() { return made }
+        return envelopeOnce.storeIfNilThenLoad(SharedBytes(SSEEncoder.event(
+            id: nil, name: name, data: "{\"channel\":\(JSONWriter.quoted(channel)),\"data\":\(data.jsonText)}")))
+    }
 
     public init(channel: String, id: EventID, name: String, data: EventData, conflate: String?,
                 final: Bool, storedAtMs: UInt64) {

@@ -3,7 +3,9 @@
 // instance; the write path hands its address straight to writev, so nothing is copied
 // per subscriber.
 
-public final class SharedBytes {
+// @unchecked Sendable: the bytes are written once in init and never again, so any loop
+// may read them; the pointer is freed only when the last reference goes.
+public final class SharedBytes: @unchecked Sendable {
     public let base: UnsafeMutableRawPointer
     public let count: Int
 

@@ -10,7 +10,7 @@ import StarlingCore
 public final class Connection: WheelTimed {
     enum State { case http, streaming, closing, closed }
 
-    let loop: EventLoop
+    let loop: HTTPLoop
     private let tcp: UnsafeMutablePointer<uv_tcp_t>
     private unowned(unsafe) let server: TCPServer  // lives as long as the process
     private var parser: UnsafeMutablePointer<http_parser>?
@@ -55,7 +55,7 @@ public final class Connection: WheelTimed {
     private var nextAnswerSeq: UInt64 = 0
     private var heldAnswers: [UInt64: (bytes: [UInt8], close: Bool)] = [:]
 
-    init(loop: EventLoop, tcp: UnsafeMutablePointer<uv_tcp_t>, server: TCPServer) {
+    init(loop: HTTPLoop, tcp: UnsafeMutablePointer<uv_tcp_t>, server: TCPServer) {
         self.loop = loop
         self.tcp = tcp
         self.server = server
@@ -92,7 +92,7 @@ public final class Connection: WheelTimed {
 
     private func startReading() {
         uv_read_start(stream, { handle, _, buf in
-            let loop = EventLoop.from(handle!.pointee.loop)
+            let loop = Unmanaged<Connection>.fromOpaque(handle!.pointee.data).takeUnretainedValue().loop
             buf!.pointee = uv_buf_init(loop.readBuffer.assumingMemoryBound(to: CChar.self), UInt32(loop.readBufferSize))
         }, { s, nread, buf in
             let c = Unmanaged<Connection>.fromOpaque(s!.pointee.data).takeUnretainedValue()

@@ -2,7 +2,8 @@
 // that owns each parser (through `parser.data`). Nothing else touches http_parser.
 import CHTTPParser
 
-let parserSettings: UnsafeMutablePointer<http_parser_settings> = {
+// Written once here, only read afterwards (by every loop's thread): safe to share.
+nonisolated(unsafe) let parserSettings: UnsafeMutablePointer<http_parser_settings> = {
     let s = UnsafeMutablePointer<http_parser_settings>.allocate(capacity: 1)
     s.initialize(to: http_parser_settings())
     s.pointee.on_message_begin = { p in owner(p).parserMessageBegin() }

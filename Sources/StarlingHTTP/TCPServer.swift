@@ -1,12 +1,20 @@
 // TCPServer: a listening libuv TCP socket that turns accepted sockets into Connections,
-// refusing past the connection limit with a 503 and Retry-After (SPEC §7).
+// refusing past the connection limit with a 503 and Retry-After (SPEC §7). With several
+// loops each has its own TCPServer on the same port (SO_REUSEPORT: the kernel spreads
+// new connections over them) and all draw on one process-wide ConnectionBudget.
 import CLibUV
 import Logging
 import StarlingCore
+import StarlingLoop
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public final class TCPServer {
-    let loop: EventLoop
+    let loop: HTTPLoop
     let limits: HTTPLimits
+    let budget: ConnectionBudget
     weak var handler: HTTPHandler?
     let logger: Logger
     private let handle: UnsafeMutablePointer<uv_tcp_t>
@@ -16,18 +24,20 @@ public final class TCPServer {
     private var open: Set<ObjectIdentifier> = []
     private var connections: [ObjectIdentifier: Connection] = [:]
 
-    public init(loop: EventLoop, limits: HTTPLimits, handler: HTTPHandler, logger: Logger) {
+    public init(loop: HTTPLoop, limits: HTTPLimits, budget: ConnectionBudget, handler: HTTPHandler, logger: Logger) {
         self.loop = loop
         self.limits = limits
+        self.budget = budget
         self.handler = handler
         self.logger = logger
         handle = .allocate(capacity: 1)
-        uv_tcp_init(loop.uv, handle)
+        uv_tcp_init(loop.loop.uv, handle)
         handle.pointee.data = Unmanaged.passUnretained(self).toOpaque()
     }
 
-    /// Binds and listens; returns the bound port (useful with port 0).
-    public func listen(host: String, port: Int) throws -> Int {
+    /// Binds and listens; returns the bound port (useful with port 0). `sharedPort` lets
+    /// other loops' servers listen on the same port (SO_REUSEPORT).
+    public func listen(host: String, port: Int, sharedPort: Bool = false) throws -> Int {
         var addr = sockaddr_storage()
         var r = withUnsafeMutablePointer(to: &addr) { p -> Int32 in
             p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { uv_ip6_addr(host, Int32(port), $0) }
@@ -38,10 +48,19 @@ public final class TCPServer {
             }
         }
         guard r == 0 else { throw UVError(r, "bad listen address \(host)") }
+        // The socket is made by hand: Debian's libuv 1.44 has no UV_TCP_REUSEPORT.
+        let fd = socket(Int32(addr.ss_family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw UVError(-errno, "socket for \(host):\(port)") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        if sharedPort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) }
+        let addrLength = socklen_t(addr.ss_family == sa_family_t(AF_INET6) ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
         r = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_bind(handle, $0, 0) }
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, addrLength) }
         }
-        guard r == 0 else { throw UVError(r, "bind \(host):\(port)") }
+        guard r == 0 else { let e = errno; close(fd); throw UVError(-e, "bind \(host):\(port)") }
+        r = uv_tcp_open(handle, uv_os_sock_t(fd))
+        guard r == 0 else { close(fd); throw UVError(r, "open \(host):\(port)") }
         r = uv_listen(stream, 4096) { server, status in
             guard status == 0, let server else { return }
             Unmanaged<TCPServer>.fromOpaque(server.pointee.data).takeUnretainedValue().accept()
@@ -65,14 +84,14 @@ public final class TCPServer {
 
     private func accept() {
         let tcp = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
-        uv_tcp_init(loop.uv, tcp)
+        uv_tcp_init(loop.loop.uv, tcp)
         guard uv_accept(stream, UnsafeMutableRawPointer(tcp).assumingMemoryBound(to: uv_stream_t.self)) == 0 else {
             uv_close(UnsafeMutableRawPointer(tcp).assumingMemoryBound(to: uv_handle_t.self)) { $0?.deallocate() }
             return
         }
         uv_tcp_nodelay(tcp, 1)
         let c = Connection(loop: loop, tcp: tcp, server: self)
-        guard accepting, connectionCount < limits.maxConnections, let handler else {
+        guard accepting, let handler, budget.take() else {
             refusedCount += 1
             let e = HTTPError(503, accepting ? "too_many_connections" : "draining",
                               accepting ? "the broker holds its maximum of \(limits.maxConnections) connections"
@@ -87,7 +106,10 @@ public final class TCPServer {
     }
 
     func connectionClosed(_ c: Connection) {
-        if connections.removeValue(forKey: ObjectIdentifier(c)) != nil { connectionCount -= 1 }
+        if connections.removeValue(forKey: ObjectIdentifier(c)) != nil {
+            connectionCount -= 1
+            budget.giveBack()
+        }
     }
 
     /// Stops accepting new connections (drain); existing ones stay.
@@ -98,6 +120,28 @@ public final class TCPServer {
 
     /// Every open connection, for a drain.
     public var openConnections: [Connection] { Array(connections.values) }
+}
+
+/// The process-wide limit on open connections (`--max-connections`), shared by every
+/// loop's server. Taken once per accepted connection, never per event.
+public final class ConnectionBudget: Sendable {
+    public let limit: Int
+    private let open = Atomic<Int>(0)
+
+    public init(limit: Int) { self.limit = limit }
+
+    /// Takes one slot; false when all are in use.
+    func take() -> Bool {
+        let now = open.wrappingAdd(1, ordering: .relaxed).newValue
+        if now <= limit { return true }
+        open.wrappingSubtract(1, ordering: .relaxed)
+        return false
+    }
+
+    func giveBack() { open.wrappingSubtract(1, ordering: .relaxed) }
+
+    /// Connections open in the whole process.
+    public var inUse: Int { open.load(ordering: .relaxed) }
 }
 
 public struct UVError: Error, CustomStringConvertible {

@@ -1,14 +1,16 @@
 // Broker: the routes of SPEC §4 on one event loop. It owns this loop's subscribers,
 // grouped by channel, and fans each stored event out to them. Everything here runs on
-// the loop's thread; `--threads N` runs N brokers.
+// the loop's thread; `--threads N` runs N brokers, one per loop, in one BrokerGroup.
 import Logging
 import StarlingAuth
 import StarlingCore
 import StarlingHTTP
+import StarlingLoop
 import StarlingStore
 
 public final class Broker: HTTPHandler, EventStoreDelegate {
     let loop: EventLoop
+    let http: HTTPLoop
     let store: EventStore
     let config: BrokerConfig
     let auth: Authorizer
@@ -16,8 +18,11 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     var expiring: [ObjectIdentifier: Subscription] = [:]
     let logger: Logger
     let cors: CORS
-    let metrics = Metrics()
+    var metrics = Metrics()
     var server: TCPServer?
+    /// The process's brokers (this one included); set by `BrokerGroup.init` before the
+    /// loops run, and never nil after.
+    var group: BrokerGroup!
     /// Local subscription legs per channel; a channel is watched in the store while it has any.
     var channels: [String: [ChannelLeg]] = [:]
     let heartbeat = SharedBytes(SSEEncoder.comment(""))
@@ -25,20 +30,23 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
 
     public init(loop: EventLoop, store: EventStore, config: BrokerConfig, auth: Authorizer, logger: Logger) {
         self.loop = loop
+        self.http = HTTPLoop(loop: loop)
         self.store = store
         self.config = config
         self.auth = auth
         self.logger = logger
         self.cors = CORS(origins: config.corsOrigins)
         store.delegate = self
-        loop.onTick { [weak self] now in self?.tick(nowMs: now) }
+        http.onTick { [weak self] now in self?.tick(nowMs: now) }
     }
 
-    /// Listens on `host:port`; returns the bound port.
-    public func listen(host: String, port: Int) throws -> Int {
-        let server = TCPServer(loop: loop, limits: config.http, handler: self, logger: logger)
+    /// Listens on `host:port`; returns the bound port. With several loops each listens on
+    /// the same port (`sharedPort`) and the kernel spreads connections over them.
+    public func listen(host: String, port: Int, sharedPort: Bool = false) throws -> Int {
+        precondition(group != nil, "a broker joins its BrokerGroup before it listens")
+        let server = TCPServer(loop: http, limits: config.http, budget: group.budget, handler: self, logger: logger)
         self.server = server
-        return try server.listen(host: host, port: port)
+        return try server.listen(host: host, port: port, sharedPort: sharedPort)
     }
 
     // MARK: requests
@@ -57,8 +65,10 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
                 respond(request, connection, store.isReady ? .json(200, "{\"status\":\"ready\"}")
                     : HTTPError(503, "store_unavailable", "the store cannot be reached", headers: [("Retry-After", "1")]).response)
             case .metrics:
-                respond(request, connection, Response(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")],
-                                                      body: Array(renderMetrics().utf8)))
+                group.collect(from: self, { broker, reply in reply(broker.metricsNow()) }) { [self] loops in
+                    respond(request, connection, Response(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")],
+                                                          body: Array(Metrics.render(loops: loops).utf8)))
+                }
             case .clientModule:
                 respond(request, connection, Response(status: 200, headers: [
                     ("Content-Type", "text/javascript; charset=utf-8"), ("Cache-Control", "no-cache")],
@@ -130,9 +140,12 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
             switch result {
             case .failure(let e): respond(request, connection, e)
             case .success(let info):
-                let lastID = info.lastID.map { "\"\($0)\"" } ?? "null"
-                respond(request, connection, .json(200,
-                    "{\"last_id\":\(lastID),\"length\":\(info.length),\"final\":\(info.final),\"subscribers\":\(channels[channel]?.count ?? 0)}"))
+                // Subscribers on every loop, counted by each loop itself.
+                group.collect(from: self, { broker, reply in reply(broker.channels[channel]?.count ?? 0) }) { [self] counts in
+                    let lastID = info.lastID.map { "\"\($0)\"" } ?? "null"
+                    respond(request, connection, .json(200,
+                        "{\"last_id\":\(lastID),\"length\":\(info.length),\"final\":\(info.final),\"subscribers\":\(counts.reduce(0, +))}"))
+                }
             }
         }
     }
@@ -188,31 +201,53 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         }
     }
 
-    /// Past the global cap, closes the subscribers with the largest queues first. Only
-    /// connections whose kernel buffer is full can hold a queue across loop turns, and the
-    /// loop keeps exactly those, so idle subscribers cost nothing here.
+    /// Past the global cap (all loops together), closes subscribers with the largest queues
+    /// first. Each loop sheds its share of the excess, in proportion to what it holds, from
+    /// its own largest queues: no loop touches another's connections. Only connections
+    /// whose kernel buffer is full can hold a queue across loop turns, and the loop keeps
+    /// exactly those, so idle subscribers cost nothing here.
     private func shedOverGlobalCap() {
-        var total = 0
-        for c in loop.backloggedConnections { total += c.queuedBytes }
-        guard total > config.maxQueuedBytes else { return }
-        let largestFirst = loop.backloggedConnections.sorted { $0.queuedBytes > $1.queuedBytes }
-        for c in largestFirst where total > config.maxQueuedBytes {
-            total -= c.queuedBytes
+        let mine = queuedBytes
+        let total = group.reportQueued(loop: loop.index, bytes: mine)
+        guard total > config.maxQueuedBytes, mine > 0 else { return }
+        let excess = total - config.maxQueuedBytes
+        var share = Int((Double(excess) * Double(mine) / Double(total)).rounded(.up))
+        var left = mine
+        let largestFirst = http.backloggedConnections.sorted { $0.queuedBytes > $1.queuedBytes }
+        for c in largestFirst where share > 0 {
+            share -= c.queuedBytes
+            left -= c.queuedBytes
             metrics.shedForGlobalCap += 1
             c.close()
         }
+        _ = group.reportQueued(loop: loop.index, bytes: left)
     }
 
-    func renderMetrics() -> String {
+    private var queuedBytes: Int {
         var queued = 0
-        for c in loop.backloggedConnections { queued += c.queuedBytes }
-        return metrics.render(connections: server?.connectionCount ?? 0, refused: server?.refusedCount ?? 0, queuedBytes: queued)
+        for c in http.backloggedConnections { queued += c.queuedBytes }
+        return queued
+    }
+
+    /// This loop's figures as of now, for a process-wide `/metrics`.
+    func metricsNow() -> Metrics {
+        var m = metrics
+        m.connections = server?.connectionCount ?? 0
+        m.refusedConnections = server?.refusedCount ?? 0
+        m.queuedBytes = queuedBytes
+        return m
     }
 
     // MARK: drain
 
-    /// SIGTERM: stop accepting, end every stream cleanly (clients reconnect elsewhere),
-    /// let answers in flight go out, then call `done` (or at the deadline).
+    /// SIGTERM, on this broker's loop: drains every loop of the process and calls `done`
+    /// here once all have finished (or reached the deadline).
+    public func drainAll(deadlineMs: UInt64, done: @escaping () -> Void) {
+        group.collect(from: self, { broker, reply in broker.drain(deadlineMs: deadlineMs) { reply(true) } }) { _ in done() }
+    }
+
+    /// Stop accepting, end every stream cleanly (clients reconnect elsewhere), let answers
+    /// in flight go out, then call `done` (or at the deadline).
     public func drain(deadlineMs: UInt64, done: @escaping () -> Void) {
         guard let server else { return done() }
         server.stopAccepting()

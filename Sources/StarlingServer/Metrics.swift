@@ -1,7 +1,8 @@
 // Metrics: per-loop counters (plain integers: one loop, one thread, no atomics on the
-// hot path) rendered in the Prometheus text format for `/metrics`.
+// hot path), summed over every loop at scrape time and rendered in the Prometheus text
+// format for `/metrics`.
 
-final class Metrics {
+struct Metrics: Sendable {
     var eventsPublished = 0
     var publishRequests = 0
     var eventsDelivered = 0
@@ -11,8 +12,39 @@ final class Metrics {
     var shedForGlobalCap = 0
     var gapsReported = 0
     var subscribers = 0
+    /// Figures read off the loop at scrape time.
+    var connections = 0
+    var refusedConnections = 0
+    var queuedBytes = 0
 
-    func render(connections: Int, refused: Int, queuedBytes: Int) -> String {
+    /// The sum of two loops' figures.
+    static func + (a: Metrics, b: Metrics) -> Metrics {
+        var m = a
+        m.eventsPublished += b.eventsPublished
+        m.publishRequests += b.publishRequests
+        m.eventsDelivered += b.eventsDelivered
+        m.eventsReplayed += b.eventsReplayed
+        m.conflatedDrops += b.conflatedDrops
+        m.slowConsumerDisconnects += b.slowConsumerDisconnects
+        m.shedForGlobalCap += b.shedForGlobalCap
+        m.gapsReported += b.gapsReported
+        m.subscribers += b.subscribers
+        m.connections += b.connections
+        m.refusedConnections += b.refusedConnections
+        m.queuedBytes += b.queuedBytes
+        return m
+    }
+
+    /// The whole process, from each loop's figures in loop order.
+    static func render(loops: [Metrics]) -> String {
+        var out = loops.reduce(Metrics(), +).render()
+        out += "# HELP starling_loop_connections Open client connections per event loop.\n"
+        out += "# TYPE starling_loop_connections gauge\n"
+        for (k, m) in loops.enumerated() { out += "starling_loop_connections{loop=\"\(k)\"} \(m.connections)\n" }
+        return out
+    }
+
+    func render() -> String {
         var out = ""
         func counter(_ name: String, _ help: String, _ value: Int, type: String = "counter") {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
@@ -25,7 +57,7 @@ final class Metrics {
         counter("starling_slow_consumer_disconnects_total", "Subscribers closed because their queue overflowed.", slowConsumerDisconnects)
         counter("starling_shed_global_cap_total", "Subscribers closed to keep all queues under the global cap.", shedForGlobalCap)
         counter("starling_gaps_reported_total", "starling.gap notices sent.", gapsReported)
-        counter("starling_refused_connections_total", "Connections refused at the connection limit.", refused)
+        counter("starling_refused_connections_total", "Connections refused at the connection limit.", refusedConnections)
         counter("starling_subscribers", "Open SSE subscriptions.", subscribers, type: "gauge")
         counter("starling_connections", "Open client connections.", connections, type: "gauge")
         counter("starling_queued_bytes", "Bytes queued to subscribers, not yet written.", queuedBytes, type: "gauge")

@@ -4,7 +4,7 @@
 import StarlingCore
 
 /// What a subscriber's resume point found.
-public struct ReadResult {
+public struct ReadResult: Sendable {
     /// Retained events after the resume point, in channel order, at most the page limit.
     public var events: [StoredEvent]
     /// Set when the resume point is older than what is retained.
@@ -23,14 +23,14 @@ public struct ReadResult {
 }
 
 /// History between `requested` and the oldest retained event is gone.
-public struct Gap: Equatable {
+public struct Gap: Equatable, Sendable {
     public var requested: EventID
     /// The first event the stream carries after the notice; nil when none is retained.
     public var resumedFrom: EventID?
     public init(requested: EventID, resumedFrom: EventID?) { self.requested = requested; self.resumedFrom = resumedFrom }
 }
 
-public struct ChannelInfo: Equatable {
+public struct ChannelInfo: Equatable, Sendable {
     public var lastID: EventID?
     public var length: Int
     public var final: Bool
@@ -39,7 +39,7 @@ public struct ChannelInfo: Equatable {
 
 /// The outcome of an append: the events stored, in order, and how many drafts were
 /// acknowledged without storing because their producer had already sent that `seq`.
-public struct AppendResult {
+public struct AppendResult: Sendable {
     public var stored: [StoredEvent]
     public var duplicates: Int
     public init(stored: [StoredEvent], duplicates: Int) { self.stored = stored; self.duplicates = duplicates }

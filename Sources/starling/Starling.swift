@@ -6,6 +6,7 @@ import StarlingAuth
 import StarlingServer
 import StarlingStore
 import StarlingHTTP
+import StarlingLoop
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -58,6 +59,8 @@ struct Serve: ParsableCommand {
     var publicSubscribe: [String] = []
     @Option(help: "Cookie that may carry the JWT (after Authorization: Bearer and ?access_token=).")
     var jwtCookie = "starling_token"
+    @Option(help: "Event loops, each on its own thread with its own listener on the port (default: the cores this process may run on).")
+    var threads: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
@@ -87,46 +90,60 @@ struct Serve: ParsableCommand {
         config.http.idleTimeoutMs = UInt64(max(0.1, idleTimeout) * 1000)
         config.http.maxConnections = maxConnections
 
-        let loop = EventLoop()
-        let store: EventStore
+        let loopCount = threads ?? LoopGroup.availableCores
+        guard (1...256).contains(loopCount) else { throw ValidationError("--threads takes 1 to 256") }
+        let group = LoopGroup(count: loopCount)
+        let stores: [EventStore]
         if let redis {
             guard let url = RedisURL(redis) else { throw ValidationError("--redis takes redis://host:port/db") }
-            let redisStore = RedisStore(loop: loop.uv, url: url, retainEvents: retainEvents, retainSeconds: retainSeconds, logger: logger)
-            redisStore.start()
+            // Each loop keeps its own two Redis connections, as separate nodes would.
+            let redisStores = group.loops.map {
+                RedisStore(loop: $0.uv, url: url, retainEvents: retainEvents, retainSeconds: retainSeconds, logger: logger)
+            }
+            for r in redisStores { r.start() }
             // Listen either way (/readyz says 503 until Redis answers), but give it a moment.
-            if !redisStore.waitUntilReady(timeoutMs: 5_000) { logger.warning("redis \(url) is not reachable yet; retrying") }
-            store = redisStore
+            for r in redisStores where !r.waitUntilReady(timeoutMs: 5_000) {
+                logger.warning("redis \(url) is not reachable yet; retrying")
+                break
+            }
+            stores = redisStores
         } else {
-            store = MemoryStore(retainEvents: retainEvents, retainSeconds: retainSeconds)
+            stores = PartitionedMemoryStore.group(loops: group.loops, retainEvents: retainEvents, retainSeconds: retainSeconds)
         }
-        let auth = try Authorizer(config: AuthConfig(hmacSecrets: jwtSecret,
-                                                     publicKeyPEMs: try jwtPublicKey.map(AuthConfig.readKeyFile),
-                                                     publicSubscribe: publicSubscribe, cookieName: jwtCookie))
-        if auth.isOpen {
+        let authConfig = AuthConfig(hmacSecrets: jwtSecret, publicKeyPEMs: try jwtPublicKey.map(AuthConfig.readKeyFile),
+                                    publicSubscribe: publicSubscribe, cookieName: jwtCookie)
+        // One authorizer per loop: its token cache is then the loop's own, with no lock between loops.
+        let authorizers = try group.loops.map { _ in try Authorizer(config: authConfig) }
+        let brokers = group.loops.indices.map {
+            Broker(loop: group.loops[$0], store: stores[$0], config: config, auth: authorizers[$0], logger: logger)
+        }
+        if authorizers[0].isOpen {
             logger.warning("""
                 *** OPEN MODE: no --jwt-secret or --jwt-public-key given. ANYONE who can reach this port \
                 can publish to and subscribe to EVERY channel. Configure keys before exposing it. ***
                 """)
         }
-        let broker = Broker(loop: loop, store: store, config: config, auth: auth, logger: logger)
-        let bound = try broker.listen(host: host, port: port)
+        _ = BrokerGroup(brokers: brokers, budget: ConnectionBudget(limit: maxConnections))
+        var bound = try brokers[0].listen(host: host, port: port, sharedPort: loopCount > 1)
+        for b in brokers.dropFirst() { bound = try b.listen(host: host, port: bound, sharedPort: true) }
         // Tests and scripts read this line to learn the port.
-        print("starling listening on http://\(host.contains(":") ? "[\(host)]" : host):\(bound) (engine: \(redis == nil ? "memory" : "redis"))")
-        fflush(stdout)
+        print("starling listening on http://\(host.contains(":") ? "[\(host)]" : host):\(bound) (engine: \(redis == nil ? "memory" : "redis"), threads: \(loopCount))")
+        fflush(nil)  // all streams: the test harness reads this line through a pipe
 
+        // Signals arrive on loop 0 (this thread); the drain reaches every loop from there.
         var draining = false
         let drain = {
             guard !draining else { return }
             draining = true
             logger.notice("draining: closing subscribers, finishing answers in flight")
-            broker.drain(deadlineMs: UInt64(max(0, drainTimeout) * 1000)) {
+            brokers[0].drainAll(deadlineMs: UInt64(max(0, drainTimeout) * 1000)) {
                 logger.notice("drained, exiting")
                 Glibc.exit(0)
             }
         }
-        loop.onSignal(SIGTERM, drain)
-        loop.onSignal(SIGINT, drain)
-        loop.run()
+        group.loops[0].onSignal(SIGTERM, drain)
+        group.loops[0].onSignal(SIGINT, drain)
+        group.run()
     }
 }
 

@@ -17,11 +17,12 @@ final class BackpressureTests: XCTestCase {
             final class Box: @unchecked Sendable { var got: [SSEMessage] = [] }
             let box = Box()
             let done = DispatchSemaphore(value: 0)
-            let reader = Thread {
-                box.got = (try? healthy.next(total, timeout: 10)) ?? []
+            let reader = Handoff(healthy)
+            let readerThread = Thread {
+                box.got = (try? reader.value.next(total, timeout: 10)) ?? []
                 done.signal()
             }
-            reader.start()
+            readerThread.start()
             try broker.publishNumbered(ch, count: total, prefix: pad, batch: 50)
             _ = done.wait(timeout: .now() + 30)
             let healthyGot = box.got
@@ -81,7 +82,8 @@ final class BackpressureTests: XCTestCase {
             final class Box: @unchecked Sendable { var got: [SSEMessage] = [] }
             let box = Box()
             let done = DispatchSemaphore(value: 0)
-            Thread { box.got = (try? healthy.next(2000, timeout: 10)) ?? []; done.signal() }.start()
+            let reader = Handoff(healthy)
+            Thread { box.got = (try? reader.value.next(2000, timeout: 10)) ?? []; done.signal() }.start()
             try broker.publishNumbered(ch, count: 2000, prefix: pad, batch: 50)
             _ = done.wait(timeout: .now() + 30)
             XCTAssertEqual(box.got.count, 2000, "[\(engine)] the healthy subscriber is not shed")

@@ -22,14 +22,37 @@ enum Engine: String, CaseIterable {
     }
 }
 
-/// Runs `body` once per engine against a fresh broker started with `arguments`.
+/// The loop counts every broker test runs with: one loop, and four (more loops than this
+/// machine's cores, so connections, publishers and subscribers land on different loops).
+/// STARLING_TEST_THREADS narrows it (e.g. `1`).
+enum LoopCounts {
+    static var all: [Int] {
+        ProcessInfo.processInfo.environment["STARLING_TEST_THREADS"].map {
+            $0.split(separator: ",").compactMap { Int($0) }
+        } ?? [1, 4]
+    }
+}
+
+/// One engine at one loop count, as test failures name it.
+struct EngineRun: CustomStringConvertible {
+    let engine: Engine
+    let threads: Int
+    var description: String { "\(engine.rawValue), --threads \(threads)" }
+    static func == (run: EngineRun, engine: Engine) -> Bool { run.engine == engine }
+    static func != (run: EngineRun, engine: Engine) -> Bool { run.engine != engine }
+}
+
+/// Runs `body` once per engine and loop count against a fresh broker started with `arguments`.
 func onEachEngine(_ arguments: [String] = [], file: StaticString = #filePath, line: UInt = #line,
-                  _ body: (BrokerProcess, Engine) throws -> Void) throws {
+                  _ body: (BrokerProcess, EngineRun) throws -> Void) throws {
     for engine in Engine.all {
-        let broker = try BrokerProcess(try engine.arguments() + arguments)
-        defer { broker.terminate() }
-        do { try body(broker, engine) } catch {
-            XCTFail("[\(engine)] \(error)", file: file, line: line)
+        for threads in LoopCounts.all {
+            let run = EngineRun(engine: engine, threads: threads)
+            let broker = try BrokerProcess(try engine.arguments() + ["--threads", "\(threads)"] + arguments)
+            defer { broker.terminate() }
+            do { try body(broker, run) } catch {
+                XCTFail("[\(run)] \(error)", file: file, line: line)
+            }
         }
     }
 }

@@ -39,9 +39,9 @@ final class RobustnessTests: XCTestCase {
     }
 
     func testSIGTERMDrainsSubscribersAndFinishesAStreamingPublish() throws {
-        for engine in Engine.all {
+        for engine in Engine.all { for threads in LoopCounts.all {
             let ch = uniqueChannel()
-            let b = try BrokerProcess(try engine.arguments())
+            let b = try BrokerProcess(try engine.arguments() + ["--threads", "\(threads)"])
             let s = try b.client.subscribe(ch)
             let post = try BlockingConnection(port: b.port)
             try post.send("POST /v1/channels/\(ch)/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -74,6 +74,6 @@ final class RobustnessTests: XCTestCase {
                 defer { again.terminate() }
                 XCTAssertEqual(try again.client.subscribe(ch, lastEventID: "earliest").next(3).map(\.data), ["d1", "d2", "d3"])
             }
-        }
+        } }
     }
 }

@@ -1,0 +1,128 @@
+// EventLoop: one libuv loop on one thread, and the one wrapper over libuv that the broker,
+// the stores and the load tool share: run/stop, the loop clock, hooks run once per loop
+// turn just before it blocks (where writes coalesce), timers, signals, and the inbox other
+// threads use to hand it work. Every method but `inbox.post` runs on the loop's thread.
+import CLibUV
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public final class EventLoop {
+    public let uv: UnsafeMutablePointer<uv_loop_t>
+    /// Where other loops and threads post work for this one (the only thread-safe part).
+    public let inbox: Inbox
+    /// Position in its `LoopGroup` (0 for a loop of its own).
+    public let index: Int
+
+    private let prepare: UnsafeMutablePointer<uv_prepare_t>
+    private var turnHooks: [() -> Void] = []
+    /// Work for other loops gathered during this turn, by destination: sent as one batch per
+    /// destination just before this loop blocks, so N events to N loops cost N wake-ups.
+    private var outboxes: [[@Sendable () -> Void]] = []
+    private var outboxTargets: [Inbox?] = []
+    private var pendingOutboxes: [Int] = []
+    /// The thread that runs this loop; set by `run`.
+    private var owner: pthread_t?
+
+    /// `keepsRunning`: `run` returns only on `stop` (a broker's loops); otherwise it returns
+    /// once no handle but the inbox is left.
+    public init(index: Int = 0, keepsRunning: Bool = true) {
+        self.index = index
+        uv = .allocate(capacity: 1)
+        uv_loop_init(uv)
+        prepare = .allocate(capacity: 1)
+        inbox = Inbox(index: index)
+        uv.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        inbox.attach(to: uv, keepsLoopRunning: keepsRunning)
+        uv_prepare_init(uv, prepare)
+        prepare.pointee.data = uv.pointee.data
+        uv_prepare_start(prepare) { handle in EventLoop.from(handle!.pointee.loop).turnEnded() }
+        // The prepare handle alone must not keep `run` from returning.
+        uv_unref(UnsafeMutableRawPointer(prepare).assumingMemoryBound(to: uv_handle_t.self))
+    }
+
+    /// The loop a libuv handle belongs to.
+    public static func from(_ loop: UnsafeMutablePointer<uv_loop_t>!) -> EventLoop {
+        Unmanaged<EventLoop>.fromOpaque(loop.pointee.data).takeUnretainedValue()
+    }
+
+    /// Milliseconds of the loop's cached monotonic clock.
+    public var nowMs: UInt64 { uv_now(uv) }
+
+    /// Runs until stopped or until no referenced handle is left; this thread owns the loop.
+    public func run() {
+        owner = pthread_self()
+        uv_run(uv, UV_RUN_DEFAULT)
+    }
+
+    /// Runs one turn (blocking for I/O if nothing is ready): for start-up waits only.
+    public func runOnce() { uv_run(uv, UV_RUN_ONCE) }
+
+    public func stop() { uv_stop(uv) }
+
+    /// True on the thread running this loop (or before it runs: set-up is single-threaded).
+    public var isCurrent: Bool { owner.map { pthread_equal($0, pthread_self()) != 0 } ?? true }
+
+    /// Runs `body` at the end of every loop turn, before the loop blocks: where connections
+    /// flush their queued bytes (one gathered write per turn) and publishers top up.
+    public func onEveryTurn(_ body: @escaping () -> Void) { turnHooks.append(body) }
+
+    private func turnEnded() {
+        for hook in turnHooks { hook() }
+        sendOutboxes()
+    }
+
+    // MARK: other loops
+
+    /// Runs `body` on the loop behind `target`, after everything this loop sent it before.
+    /// Called on this loop's thread; batched per destination until this turn ends.
+    public func send(to target: Inbox, _ body: @escaping @Sendable () -> Void) {
+        let k = target.index
+        if k >= outboxes.count {
+            outboxes += Array(repeating: [], count: k + 1 - outboxes.count)
+            outboxTargets += Array(repeating: nil, count: k + 1 - outboxTargets.count)
+        }
+        if outboxes[k].isEmpty { pendingOutboxes.append(k) }
+        outboxTargets[k] = target
+        outboxes[k].append(body)
+    }
+
+    private func sendOutboxes() {
+        guard !pendingOutboxes.isEmpty else { return }
+        for k in pendingOutboxes {
+            outboxTargets[k]!.post(batch: outboxes[k])
+            outboxes[k].removeAll(keepingCapacity: true)
+        }
+        pendingOutboxes.removeAll(keepingCapacity: true)
+    }
+
+    // MARK: timers and signals
+
+    /// A timer firing every `ms` (first after `ms`) until cancelled.
+    @discardableResult
+    public func every(ms: UInt64, _ body: @escaping () -> Void) -> LoopTimer {
+        LoopTimer(loop: self, firstMs: ms, repeatMs: max(1, ms), body)
+    }
+
+    /// A timer firing once after `ms`.
+    @discardableResult
+    public func after(ms: UInt64, _ body: @escaping () -> Void) -> LoopTimer {
+        LoopTimer(loop: self, firstMs: ms, repeatMs: 0, body)
+    }
+
+    /// Runs `body` on this loop when the process gets `signum` (SIGTERM, SIGINT).
+    public func onSignal(_ signum: Int32, _ body: @escaping () -> Void) {
+        let handle = UnsafeMutablePointer<uv_signal_t>.allocate(capacity: 1)
+        uv_signal_init(uv, handle)
+        handle.pointee.data = Unmanaged.passRetained(Callback(body)).toOpaque()
+        uv_signal_start(handle, { h, _ in
+            Unmanaged<Callback>.fromOpaque(h!.pointee.data).takeUnretainedValue().body()
+        }, signum)
+        uv_unref(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self))
+    }
+}
+
+final class Callback {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
