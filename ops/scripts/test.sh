@@ -23,9 +23,35 @@ swift test --skip-build --disable-swift-testing 2>&1 | tee /tmp/starling-test.lo
 status=${PIPESTATUS[0]}
 set -e
 [ "$status" -eq 0 ] && status=$ops_status
+
+# ThreadSanitizer: the multi-loop tests again, against a broker built with
+# -sanitize=thread (its own build folder); any race report fails the run.
+echo "building the broker with ThreadSanitizer (log: /tmp/starling-tsan-build.log)"
+if swift build --sanitize=thread --product starling --scratch-path .build-tsan > /tmp/starling-tsan-build.log 2>&1; then
+  TSAN_DIR=$(mktemp -d /tmp/starling-tsan.XXXXXX)
+  STARLING_BIN="$PWD/.build-tsan/debug/starling" TSAN_OPTIONS="log_path=$TSAN_DIR/race halt_on_error=0" \
+    swift test --skip-build --disable-swift-testing --filter 'MultiLoopTests|RaceTests|BackpressureTests' 2>&1 | tee /tmp/starling-tsan-test.log
+  tsan_status=${PIPESTATUS[0]}
+  if ls "$TSAN_DIR"/race.* >/dev/null 2>&1; then
+    echo "ThreadSanitizer reported races:"; cat "$TSAN_DIR"/race.* | head -80
+    tsan_status=1
+  else
+    echo "ThreadSanitizer: no race reported"
+  fi
+  rm -rf "$TSAN_DIR"
+else
+  tail -30 /tmp/starling-tsan-build.log
+  tsan_status=1
+fi
+[ "$status" -eq 0 ] && status=$tsan_status
 # One plain closing line: XCTest's last summary, restated.
 summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" /tmp/starling-test.log | tail -1)
+tsan_summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" /tmp/starling-tsan-test.log 2>/dev/null | tail -1)
 total=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
 failed=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
+if [ -n "$summary" ] && [ -n "$tsan_summary" ]; then
+  total=$((total + $(echo "$tsan_summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')))
+  failed=$((failed + $(echo "$tsan_summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')))
+fi
 if [ -n "$summary" ]; then echo "tests: $((total - failed)) passed, $failed failed"; fi
 exit "$status"
