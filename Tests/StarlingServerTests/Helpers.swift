@@ -53,9 +53,3 @@ func errorCode(_ r: HTTPResponse) -> String? {
     (try? JSONParser.parse(r.body))?["error"]?["code"]?.stringValue
 }
 
-/// Hands a value to one other thread, which alone uses it from then on (a stream read on a
-/// reader thread while the test thread publishes).
-struct Handoff<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
