@@ -7,16 +7,17 @@
 // and each loss, and re-sends whatever state (subscriptions) the new connection needs.
 import CHiredis
 import CLibUV
+import StarlingLoop
 
 final class RedisConnection {
     typealias Completion = (RedisReply?) -> Void
 
     let role: String
-    private let loop: UnsafeMutablePointer<CLibUV.uv_loop_t>
+    private let loop: EventLoop
     private let url: RedisURL
     private var context: UnsafeMutablePointer<redisAsyncContext>?
-    private let retry: RedisTimer
-    private let connectDeadline: RedisTimer
+    private var retry: LoopTimer?
+    private var connectDeadline: LoopTimer?
     private var backoff = RedisBackoff()
     private var started = false
     /// True between the connect callback and the first sign of loss; commands are
@@ -32,12 +33,10 @@ final class RedisConnection {
     /// Pub/sub traffic: subscribe/unsubscribe confirmations and messages.
     var onPush: ((RedisReply) -> Void)?
 
-    init(loop: UnsafeMutablePointer<CLibUV.uv_loop_t>, url: RedisURL, role: String) {
+    init(loop: EventLoop, url: RedisURL, role: String) {
         self.loop = loop
         self.url = url
         self.role = role
-        self.retry = RedisTimer(loop: loop)
-        self.connectDeadline = RedisTimer(loop: loop)
     }
 
     func start() {
@@ -121,7 +120,7 @@ final class RedisConnection {
             return scheduleReconnect(reason)
         }
         ac.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        guard RedisPoll.attach(ac, loop) else {
+        guard RedisPoll.attach(ac, loop.uv) else {
             redisAsyncFree(ac)
             return scheduleReconnect("cannot attach to the event loop")
         }
@@ -129,7 +128,8 @@ final class RedisConnection {
         redisAsyncSetDisconnectCallback(ac, redisDisconnectCallback)
         context = ac
         // A connect that never completes (a silent host) must not leave us waiting forever.
-        connectDeadline.start(afterMs: Self.connectTimeoutMs) { [weak self] in self?.connectTimedOut(ac) }
+        connectDeadline?.cancel()
+        connectDeadline = loop.after(ms: Self.connectTimeoutMs) { [weak self] in self?.connectTimedOut(ac) }
         // Queued now, written first once the socket connects: before any caller's command.
         if let password = url.password { _ = enqueue(ac, [Array("AUTH".utf8), Array(password.utf8)], nil) }
         if url.db != 0 { _ = enqueue(ac, [Array("SELECT".utf8), Array(String(url.db).utf8)], nil) }
@@ -146,7 +146,8 @@ final class RedisConnection {
     }
 
     fileprivate func connected(status: Int32, reason: String) {
-        connectDeadline.stop()
+        connectDeadline?.cancel()
+        connectDeadline = nil
         if status == REDIS_OK {
             isConnected = true
             backoff.reset()
@@ -175,7 +176,8 @@ final class RedisConnection {
         isConnected = false
         wasUp = false
         let delay = backoff.next()
-        retry.start(afterMs: delay) { [weak self] in self?.connect() }
+        retry?.cancel()
+        retry = loop.after(ms: delay) { [weak self] in self?.connect() }
         onDisconnect?("\(reason) (reconnecting in \(delay) ms)", dropped)
     }
 
@@ -316,34 +318,3 @@ final class RedisPoll {
         uv_close(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self)) { h in h?.deallocate() }
     }
 }
-
-/// A one-shot, restartable uv timer (reconnect delays). Lives as long as its owner.
-final class RedisTimer {
-    private let handle: UnsafeMutablePointer<uv_timer_t>
-    private var body: (() -> Void)?
-
-    init(loop: UnsafeMutablePointer<uv_loop_t>) {
-        handle = .allocate(capacity: 1)
-        uv_timer_init(loop, handle)
-        handle.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-    }
-
-    func stop() {
-        body = nil
-        uv_timer_stop(handle)
-    }
-
-    func start(afterMs ms: UInt64, _ body: @escaping () -> Void) {
-        self.body = body
-        uv_timer_start(handle, { h in
-            guard let h, let data = h.pointee.data else { return }
-            let timer = Unmanaged<RedisTimer>.fromOpaque(data).takeUnretainedValue()
-            let body = timer.body
-            timer.body = nil
-            body?()
-        }, ms, 0)
-    }
-}
-
-/// Runs one iteration of `loop`: used only to wait for Redis before the broker listens.
-func runLoopOnce(_ loop: UnsafeMutablePointer<uv_loop_t>) { uv_run(loop, UV_RUN_ONCE) }

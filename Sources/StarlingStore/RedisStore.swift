@@ -8,9 +8,9 @@
 // applied only when its previous-ID equals it, anything else (a lost notification, a
 // reconnect, a quiet channel on the periodic check) is filled from the stream by
 // XRANGE (lastDelivered +, and notifications that arrive meanwhile wait in `held`.
-import CLibUV
 import Logging
 import StarlingCore
+import StarlingLoop
 
 public final class RedisStore: EventStore {
     /// A channel with local subscribers.
@@ -32,7 +32,7 @@ public final class RedisStore: EventStore {
     public weak var delegate: EventStoreDelegate?
     public var isReady: Bool { commands.isConnected && pubsub.isConnected }
 
-    private let loop: UnsafeMutablePointer<uv_loop_t>
+    private let loop: EventLoop
     private let url: RedisURL
     private let commands: RedisConnection
     private let pubsub: RedisConnection
@@ -46,7 +46,7 @@ public final class RedisStore: EventStore {
     static let fillPageSize = 512
     static let maxHeldNotifications = 4096
 
-    public init(loop: UnsafeMutablePointer<uv_loop_t>, url: RedisURL, retainEvents: Int, retainSeconds: Int, logger: Logger) {
+    public init(loop: EventLoop, url: RedisURL, retainEvents: Int, retainSeconds: Int, logger: Logger) {
         self.loop = loop
         self.url = url
         self.retainEvents = max(1, retainEvents)
@@ -76,7 +76,7 @@ public final class RedisStore: EventStore {
     /// start-up so the broker does not answer 503 to its first requests.
     public func waitUntilReady(timeoutMs: UInt64) -> Bool {
         let deadline = WallClock.nowMs() + timeoutMs
-        while !isReady, WallClock.nowMs() < deadline { runLoopOnce(loop) }
+        while !isReady, WallClock.nowMs() < deadline { loop.runOnce() }
         return isReady
     }
 

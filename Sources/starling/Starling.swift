@@ -98,7 +98,7 @@ struct Serve: ParsableCommand {
             guard let url = RedisURL(redis) else { throw ValidationError("--redis takes redis://host:port/db") }
             // Each loop keeps its own two Redis connections, as separate nodes would.
             let redisStores = group.loops.map {
-                RedisStore(loop: $0.uv, url: url, retainEvents: retainEvents, retainSeconds: retainSeconds, logger: logger)
+                RedisStore(loop: $0, url: url, retainEvents: retainEvents, retainSeconds: retainSeconds, logger: logger)
             }
             for r in redisStores { r.start() }
             // Listen either way (/readyz says 503 until Redis answers), but give it a moment.
