@@ -3,7 +3,7 @@
 #   make test   installs what is missing (redis-server too), starts a private Redis,
 #               runs the whole suite, stops Redis
 SHELL := /bin/bash
-APT_PACKAGES := libuv1-dev libhiredis-dev libhttp-parser-dev redis-server
+APT_PACKAGES := libuv1-dev libhiredis-dev libhttp-parser-dev redis-server nodejs
 ARGS ?=
 
 .PHONY: deps build release run test clean
