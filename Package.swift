@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "4.1.0"..<"6.0.0"),
     ],
     targets: [
         // C shims: module maps over Debian's -dev packages, nothing else.
@@ -46,6 +47,8 @@ let package = Package(
         .target(name: "StarlingAuth", dependencies: [
             "StarlingCore",
             .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "CryptoExtras", package: "swift-crypto"),
         ]),
         // The broker: routes, subscriptions, fan-out, heartbeats.
         .target(name: "StarlingServer", dependencies: [
