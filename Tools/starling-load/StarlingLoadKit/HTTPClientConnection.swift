@@ -205,7 +205,8 @@ private func connectionOf(_ p: UnsafeMutablePointer<http_parser>?) -> HTTPClient
     Unmanaged<HTTPClientConnection>.fromOpaque(p!.pointee.data).takeUnretainedValue()
 }
 
-private let responseSettings: UnsafeMutablePointer<http_parser_settings> = {
+// Written once here, only read afterwards (by any loop's thread): safe to share.
+nonisolated(unsafe) private let responseSettings: UnsafeMutablePointer<http_parser_settings> = {
     let s = UnsafeMutablePointer<http_parser_settings>.allocate(capacity: 1)
     s.initialize(to: http_parser_settings())
     s.pointee.on_headers_complete = { p in connectionOf(p).parserHead() }
