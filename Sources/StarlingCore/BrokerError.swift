@@ -7,7 +7,7 @@ public struct BrokerError: Error, Equatable, CustomStringConvertible, Sendable {
         case unauthorized        // 401
         case forbidden           // 403
         case notFound            // 404
-        case conflict            // 409: the channel is final
+        case conflict            // 409: the channel is final, a producer seq jumps ahead or is fenced
         case tooLarge            // 413
         case unsupportedMedia    // 415
         case unavailable         // 503: the store cannot take it now
@@ -17,9 +17,12 @@ public struct BrokerError: Error, Equatable, CustomStringConvertible, Sendable {
     /// Machine-readable, snake_case: `bad_json`, `event_too_large`, `channel_final` …
     public var code: String
     public var message: String
+    /// For an error about one event of a batch: its position in the batch. A streaming
+    /// publish uses it to store the events before a refused one.
+    public var eventIndex: Int?
 
-    public init(_ kind: Kind, _ code: String, _ message: String) {
-        self.kind = kind; self.code = code; self.message = message
+    public init(_ kind: Kind, _ code: String, _ message: String, eventIndex: Int? = nil) {
+        self.kind = kind; self.code = code; self.message = message; self.eventIndex = eventIndex
     }
 
     public var description: String { "\(code): \(message)" }

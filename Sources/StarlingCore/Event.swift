@@ -33,13 +33,15 @@ public struct EventDraft: Equatable, Sendable {
     public var final: Bool
     public var producer: String?
     public var seq: Int64?
+    /// The producer's epoch (absent reads as 0): a higher one starts a new sequence.
+    public var epoch: Int64?
     /// Only on `POST /v1/events`, where each object names its channel.
     public var channel: String?
 
     public init(name: String = "message", data: EventData, conflate: String? = nil, final: Bool = false,
-                producer: String? = nil, seq: Int64? = nil, channel: String? = nil) {
+                producer: String? = nil, seq: Int64? = nil, epoch: Int64? = nil, channel: String? = nil) {
         self.name = name; self.data = data; self.conflate = conflate; self.final = final
-        self.producer = producer; self.seq = seq; self.channel = channel
+        self.producer = producer; self.seq = seq; self.epoch = epoch; self.channel = channel
     }
 }
 

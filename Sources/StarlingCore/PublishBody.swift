@@ -96,7 +96,7 @@ public enum PublishBody {
         return d
     }
 
-    static let knownKeys: Set<String> = ["event", "data", "conflate", "final", "producer", "seq", "channel", "id"]
+    static let knownKeys: Set<String> = ["event", "data", "conflate", "final", "producer", "seq", "epoch", "channel", "id"]
 
     /// One event object → a draft, or an error that names `place`.
     public static func draft(from value: JSONValue, limits: PublishLimits, channelKey: Bool,
@@ -128,10 +128,15 @@ public enum PublishBody {
                 }
                 d.producer = s
             case "seq":
-                guard case .number(let n) = v, let seq = Int64(n), seq >= 0 else {
-                    throw bad(place, "\"seq\" must be a non-negative integer")
+                guard let seq = producerInteger(v) else {
+                    throw bad(place, "\"seq\" must be an integer from 0 to \(Int64.max)")
                 }
                 d.seq = seq
+            case "epoch":
+                guard let epoch = producerInteger(v) else {
+                    throw bad(place, "\"epoch\" must be an integer from 0 to \(Int64.max)")
+                }
+                d.epoch = epoch
             case "channel":
                 guard channelKey else { throw bad(place, "\"channel\" belongs in the URL on this route") }
                 guard case .string(let s) = v, Names.isValidChannel(s) else {
@@ -141,14 +146,23 @@ public enum PublishBody {
             case "id":
                 throw bad(place, "\"id\" is assigned by the broker and cannot be sent")
             default:
-                throw bad(place, "unknown field \"\(key)\" (known: event, data, conflate, final, producer, seq)")
+                throw bad(place, "unknown field \"\(key)\" (known: event, data, conflate, final, producer, seq, epoch)")
             }
         }
         guard hasData else { throw bad(place, "\"data\" is missing") }
         if channelKey, d.channel == nil { throw bad(place, "\"channel\" is missing") }
         if (d.producer == nil) != (d.seq == nil) { throw bad(place, "\"producer\" and \"seq\" go together") }
+        if d.epoch != nil, d.producer == nil { throw bad(place, "\"epoch\" needs \"producer\" and \"seq\"") }
         try check(d, limits: limits, place: place)
         return d
+    }
+
+    /// A `seq` or `epoch`: a JSON integer from 0 to 2^63−1, read exactly from its text
+    /// (the parser keeps numbers as sent, so 2^53+1 is never rounded). A fraction, an
+    /// exponent, a negative value or anything larger is refused.
+    static func producerInteger(_ v: JSONValue) -> Int64? {
+        guard case .number(let text) = v, let n = Int64(text), n >= 0, !text.hasPrefix("-") else { return nil }
+        return n
     }
 
     static func check(_ d: EventDraft, limits: PublishLimits, place: String) throws {

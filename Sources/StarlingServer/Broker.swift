@@ -235,6 +235,7 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         m.connections = server?.connectionCount ?? 0
         m.refusedConnections = server?.refusedCount ?? 0
         m.queuedBytes = queuedBytes
+        m.channels = store.channelCount
         return m
     }
 

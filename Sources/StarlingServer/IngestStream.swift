@@ -175,7 +175,17 @@ final class IngestStream: BodyStream {
         }
         for ch in order {
             inFlight += 1
-            broker.append(groups[ch]!, channel: ch) { [self] t in
+            let batch = groups[ch]!
+            broker.append(batch, channel: ch) { [self] t in
+                if let failure = t.failure, let k = failure.eventIndex, k > 0, k < batch.count, !answered {
+                    // The store judges a batch whole; a stream is judged event by event, so
+                    // the events before the refused one are stored, then the refusal answered.
+                    return broker.append(Array(batch[..<k]), channel: ch) { [self] before in
+                        inFlight -= 1
+                        tally.merge(before)
+                        fail(before.failure ?? failure)
+                    }
+                }
                 inFlight -= 1
                 if let failure = t.failure { return fail(failure) }
                 tally.merge(t)

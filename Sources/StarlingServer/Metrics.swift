@@ -16,6 +16,8 @@ struct Metrics: Sendable {
     var connections = 0
     var refusedConnections = 0
     var queuedBytes = 0
+    /// Channels the memory engine holds (its partition on this loop); nil with Redis.
+    var channels: Int?
 
     /// The sum of two loops' figures.
     static func + (a: Metrics, b: Metrics) -> Metrics {
@@ -32,6 +34,7 @@ struct Metrics: Sendable {
         m.connections += b.connections
         m.refusedConnections += b.refusedConnections
         m.queuedBytes += b.queuedBytes
+        if let c = b.channels { m.channels = (m.channels ?? 0) + c }
         return m
     }
 
@@ -61,6 +64,9 @@ struct Metrics: Sendable {
         counter("starling_subscribers", "Open SSE subscriptions.", subscribers, type: "gauge")
         counter("starling_connections", "Open client connections.", connections, type: "gauge")
         counter("starling_queued_bytes", "Bytes queued to subscribers, not yet written.", queuedBytes, type: "gauge")
+        if let channels {
+            counter("starling_channels", "Channels held by the memory engine (forgotten once expired and unwatched).", channels, type: "gauge")
+        }
         return out
     }
 }

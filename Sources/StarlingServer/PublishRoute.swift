@@ -80,7 +80,8 @@ extension Broker {
             }
             drafts = try PublishBody.parseJSON(request.body, limits: publishLimits, channelKey: true)
             var channels: [String] = []
-            for d in drafts where !channels.contains(d.channel!) { channels.append(d.channel!) }
+            var seen: Set<String> = []
+            for d in drafts where seen.insert(d.channel!).inserted { channels.append(d.channel!) }
             try grant.check(.publish, channels: channels)
         } catch let e as BrokerError {
             return respond(request, connection, e)
@@ -113,7 +114,7 @@ extension Broker {
             var t = PublishTally()
             switch result {
             case .failure(let e):
-                t.failure = BrokerError(e.kind, e.code, "channel \(channel): \(e.message)")
+                t.failure = BrokerError(e.kind, e.code, "channel \(channel): \(e.message)", eventIndex: e.eventIndex)
             case .success(let r):
                 metrics.publishRequests += 1
                 metrics.eventsPublished += r.stored.count

@@ -103,7 +103,8 @@ final class ChannelLeg {
     /// The newest event ID queued to this client (or where a live start stood).
     var lastID: EventID?
     var finished = false
-    private let resume: ResumePoint
+    /// Where the next read starts when no event has been queued yet.
+    private var resume: ResumePoint
     /// History read but not yet queued (the queue was half full).
     private var backlog = Deque<StoredEvent>()
     /// True from the start: the subscribe route's first read is in flight, and live
@@ -126,7 +127,16 @@ final class ChannelLeg {
 
     /// The first page: gap notice, live start position, then the events.
     func start(with page: ReadResult) {
-        if let gap = page.gap { subscription.sendGap(gap, channel: channel) }
+        if let gap = page.gap {
+            subscription.sendGap(gap, channel: channel)
+            // A resume point past the channel's newest ID (history this store lost, e.g.
+            // a restarted memory engine): the channel's own IDs now lead, or every new
+            // event below the old point would be passed over as already sent.
+            if page.lastID.map({ gap.requested > $0 }) ?? true {
+                lastID = page.lastID
+                resume = page.lastID.map { .after($0) } ?? .earliest
+            }
+        }
         if resume == .live, lastID == nil { lastID = page.lastID }
         if page.finalID != nil, page.events.isEmpty {
             // Already complete for this client: nothing more will come on this channel.

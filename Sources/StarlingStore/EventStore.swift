@@ -54,13 +54,20 @@ public protocol EventStore: AnyObject {
     var delegate: EventStoreDelegate? { get set }
     /// False while the backing store is unreachable (`/readyz` answers 503).
     var isReady: Bool { get }
+    /// Channels this process holds (the `starling_channels` gauge); nil when they live
+    /// elsewhere (Redis keeps them, and expires them by TTL).
+    var channelCount: Int? { get }
 
-    /// Stores `drafts` in order as one batch: all or nothing. Fails with `.conflict`
-    /// if the channel is final, `.unavailable` if the store cannot be reached.
+    /// Stores `drafts` in order as one batch: all or nothing. Producer repeats are
+    /// acknowledged, not stored (ProducerSequence.swift). Fails with `.conflict` if the
+    /// channel is final (unless every draft is a repeat) or a producer seq jumps ahead or
+    /// is fenced (`eventIndex` names the draft), `.unavailable` if the store cannot be reached.
     func append(_ drafts: [EventDraft], to channel: String,
                 completion: @escaping (Result<AppendResult, BrokerError>) -> Void)
 
-    /// Reads up to `limit` retained events after `from`.
+    /// Reads up to `limit` retained events after `from`. A resume point older than the
+    /// retained history, or past the channel's newest ID (a channel this store lost or
+    /// never had), reports a gap.
     func read(_ channel: String, from: ResumePoint, limit: Int,
               completion: @escaping (Result<ReadResult, BrokerError>) -> Void)
 

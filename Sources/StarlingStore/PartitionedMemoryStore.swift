@@ -14,6 +14,8 @@ import StarlingLoop
 public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
     public weak var delegate: EventStoreDelegate?
     public var isReady: Bool { true }
+    /// This loop's partition: `/metrics` sums the loops.
+    public var channelCount: Int? { partition.channelCount }
 
     let loop: EventLoop
     /// This loop's partition: the channels it owns.

@@ -54,9 +54,26 @@ enum RedisCodec {
             // the memory engine does.
             let idempotent = d.producer != nil && d.seq != nil
             args.append(idempotent ? Array(d.producer!.utf8) : [])
-            args.append(idempotent ? Array(String(d.seq!).utf8) : [])
+            // `<seq>`, or `<epoch>:<seq>` when the event names an epoch.
+            let position = d.epoch.map { "\($0):\(d.seq ?? 0)" } ?? d.seq.map { String($0) } ?? ""
+            args.append(idempotent ? Array(position.utf8) : [])
         }
         return args
+    }
+
+    /// The script's `SEQGAP|FENCED starling: event [k]: <message>` as the broker's error,
+    /// worded as the memory engine words it.
+    static func producerError(_ reply: String) -> BrokerError {
+        let code = reply.hasPrefix("SEQGAP") ? "producer_seq_gap" : "producer_fenced"
+        var rest = Substring(reply)
+        for prefix in ["SEQGAP starling: ", "FENCED starling: "] where rest.hasPrefix(prefix) { rest = rest.dropFirst(prefix.count) }
+        var index: Int?
+        if rest.hasPrefix("event ["), let close = rest.firstIndex(of: "]") {
+            index = Int(rest[rest.index(rest.startIndex, offsetBy: 7)..<close])
+            rest = rest[rest.index(after: close)...]
+            if rest.hasPrefix(": ") { rest = rest.dropFirst(2) }
+        }
+        return BrokerError(.conflict, code, String(rest), eventIndex: index)
     }
 
     /// An XRANGE/XREVRANGE entry `[id, [field, value, …]]` as a stored event.

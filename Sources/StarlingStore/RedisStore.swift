@@ -31,6 +31,7 @@ public final class RedisStore: EventStore {
 
     public weak var delegate: EventStoreDelegate?
     public var isReady: Bool { commands.isConnected && pubsub.isConnected }
+    public var channelCount: Int? { nil }
 
     private let loop: EventLoop
     private let url: RedisURL
@@ -141,6 +142,8 @@ public final class RedisStore: EventStore {
                 self.evalPublish(channel, drafts, argv, retried: true, completion)
             case .error(let message) where message.hasPrefix("FINAL"):
                 completion(.failure(BrokerError(.conflict, "channel_final", "channel \(channel) is final and accepts no more events")))
+            case .error(let message) where message.hasPrefix("SEQGAP") || message.hasPrefix("FENCED"):
+                completion(.failure(RedisCodec.producerError(message)))
             case .error(let message) where message.hasPrefix("ERR starling:"):
                 completion(.failure(BrokerError(.badRequest, "bad_event", String(message.dropFirst("ERR starling: ".count)))))
             default:
@@ -253,11 +256,12 @@ public final class RedisStore: EventStore {
     /// the stream expired, was deleted, or Redis restarted without it. Otherwise entries
     /// were removed after `requested` (max-deleted-entry-id above it), or `requested`
     /// predates a stream that never held it (a recreated stream: its first entry is newer
-    /// and nothing was deleted up to `requested`).
+    /// and nothing was deleted up to `requested`), or `requested` is past every ID the
+    /// stream ever made (a stream recreated since, or an ID from elsewhere).
     static func gap(after requested: EventID, info: RedisStreamInfo?, resumedFrom: EventID?) -> Gap? {
         guard let info else { return Gap(requested: requested, resumedFrom: resumedFrom) }
         if let f = finalID(info), requested >= f { return nil }
-        var lost = requested < info.maxDeletedID
+        var lost = requested < info.maxDeletedID || requested > info.lastGeneratedID
         if !lost, let first = info.firstID, requested < first, requested != info.maxDeletedID { lost = true }
         return lost ? Gap(requested: requested, resumedFrom: resumedFrom) : nil
     }
