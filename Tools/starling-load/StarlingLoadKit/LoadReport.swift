@@ -164,8 +164,13 @@ public struct LoadReport: Codable, Sendable {
             f.append("\(published) event(s) published and none delivered")
         }
         failures = f + extra
-        warnings = connected > 0 && connected < subscribers
-            ? ["\(subscribers - connected) of \(subscribers) subscribers never connected"] : []
+        var w: [String] = []
+        if connected > 0, connected < subscribers { w.append("\(subscribers - connected) of \(subscribers) subscribers never connected") }
+        if let rate = requestedRate, publishSeconds > 0, publishPerSecond < 0.9 * rate {
+            // The client fell behind the rate it was asked for: the server saw a lighter load.
+            w.append(String(format: "published %.0f/s of the %.0f/s asked", publishPerSecond, rate))
+        }
+        warnings = w
     }
 
     /// " (first: …)" with the first error `matching`; a worker's errors carry a "worker k: " prefix.
