@@ -1,26 +1,33 @@
 #!/usr/bin/env bash
-# ops/bench/run.sh — Starling and Nchan side by side, with the same load client (SPEC §9).
+# ops/bench/run.sh — Starling, Nchan and the floor side by side, with the same load client (SPEC §9).
 #
 # Installs what is missing (nginx, libnginx-mod-nchan, redis-server when the broker has
-# --redis), builds Starling and starling-load in release mode, then for each scenario and
-# each run starts a fresh server pinned to one core, runs starling-load pinned to another,
-# and finally prints one table (medians over the runs). Every server runs under a private
-# temp prefix on a free loopback port; nothing system-wide is configured or started.
+# --redis, gcc for the floor), builds Starling and starling-load in release mode, then for
+# each scenario and each run starts a fresh server pinned to its cores, runs starling-load
+# pinned to the others, and finally prints one table (medians over the runs, min–max beside
+# each) and, per scenario, each server's share of the floor and ratio to Nchan. Every server
+# runs under a private temp prefix on a free loopback port; nothing system-wide is touched.
 #
 #   ops/bench/run.sh            # full: 3 runs of each scenario, 10 s each (~15 min)
 #   ops/bench/run.sh --quick    # 1 run, 3 s each (a couple of minutes)
-# Options: --runs N  --duration S  --servers "starling nchan starling-redis"
-#          --scenarios "broadcast-1k broadcast-10k channels idle replay slow-base slow"
-#          --out FILE (also write the table as markdown)  --keep (keep the temp dir)
-# Environment: STARLING_SCRATCH (SwiftPM scratch path, default <repo>/.build).
+# Options: --runs N  --duration S  --servers "starling nchan starling-redis floor"
+#          --scenarios "broadcast-1k broadcast-10k channels channels-flat idle replay slow-base slow"
+#          --threads N (starling --threads N; Nchan worker_processes N; default 1)
+#          --procs N (starling-load --procs N: client processes)
+#          --server-cpus LIST --client-cpus LIST (taskset lists; default: the server on the
+#          first N cores, the client on the rest, or both unpinned when nothing is left)
+#          --out FILE (also write the tables as markdown)  --keep (keep the temp dir)
+# Environment: STARLING_SCRATCH (SwiftPM scratch path, default <repo>/.build);
+#              STARLING_FLOOR_SRC (the floor's source, default <repo>/../shared/limits/s2_limit.c).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$ROOT/ops/bench"
 SCRATCH=${STARLING_SCRATCH:-$ROOT/.build}
-RUNS=3 DURATION=10 HOLD=15 REPLAY=20000 KEEP=0 OUT=""
+FLOOR_SRC=${STARLING_FLOOR_SRC:-$ROOT/../shared/limits/s2_limit.c}
+RUNS=3 DURATION=10 HOLD=15 REPLAY=20000 KEEP=0 OUT="" THREADS=1 PROCS=1 SERVER_CPUS="" CLIENT_CPUS=""
 SERVERS="starling nchan starling-redis"
-SCENARIOS="broadcast-1k broadcast-10k channels idle replay slow-base slow"
+SCENARIOS="broadcast-1k broadcast-10k channels channels-flat idle replay slow-base slow"
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,9 +36,13 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift ;;
     --servers) SERVERS=$2; shift ;;
     --scenarios) SCENARIOS=$2; shift ;;
+    --threads) THREADS=$2; shift ;;
+    --procs) PROCS=$2; shift ;;
+    --server-cpus) SERVER_CPUS=$2; shift ;;
+    --client-cpus) CLIENT_CPUS=$2; shift ;;
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 64 ;;
   esac
   shift
@@ -48,6 +59,10 @@ command -v nginx >/dev/null || need+=(nginx)
 command -v taskset >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
 command -v redis-server >/dev/null || need+=(redis-server)
+if [[ " $SERVERS " == *" floor "* ]]; then
+  [ -f "$FLOOR_SRC" ] || { echo "run.sh: the floor's source is not at $FLOOR_SRC (set STARLING_FLOOR_SRC)" >&2; exit 66; }
+  command -v gcc >/dev/null || need+=(gcc)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >/dev/null \
@@ -60,9 +75,21 @@ say "building starling and starling-load (release) in $SCRATCH"
             && swift build -c release --scratch-path "$SCRATCH" --product starling-load >&2)
 BIN="$SCRATCH/release"
 
-# ---- cores: server on the first, load tool on the second -------------------------
-if [ "$(nproc)" -ge 2 ]; then SERVER_PIN=(taskset -c 0) LOAD_PIN=(taskset -c 1)
-else SERVER_PIN=() LOAD_PIN=(); say "one core only: no pinning"; fi
+# ---- cores: the server on the first THREADS cores, the load tool on the rest ------
+CORES=$(nproc)
+if [ -z "$SERVER_CPUS" ] && [ -z "$CLIENT_CPUS" ] && [ "$CORES" -gt "$THREADS" ]; then
+  SERVER_CPUS="0-$((THREADS - 1))" CLIENT_CPUS="$THREADS-$((CORES - 1))"
+fi
+SERVER_PIN=() LOAD_PIN=()
+[ -n "$SERVER_CPUS" ] && SERVER_PIN=(taskset -c "$SERVER_CPUS")
+[ -n "$CLIENT_CPUS" ] && LOAD_PIN=(taskset -c "$CLIENT_CPUS")
+say "server cores: ${SERVER_CPUS:-all (unpinned)}; client cores: ${CLIENT_CPUS:-all (unpinned)}; $THREADS server thread(s), $PROCS client process(es)"
+# Pinning keeps the run's processes apart, not other work off their cores: every report
+# says how much CPU other processes took on them ("others %").
+read -r LOAD1 _ </proc/loadavg
+if awk -v l="$LOAD1" 'BEGIN { exit !(l > 0.5) }'; then
+  say "warning: load average $LOAD1 before the first run: the machine is not quiet; watch the 'others %' column"
+fi
 
 WORK=$(mktemp -d /tmp/starling-bench.XXXXXX)
 mkdir -p "$WORK/results"
@@ -87,16 +114,21 @@ wait_port() {  # port, pid to watch
 stop_server() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
-  PIDS=() SERVER_PID="" REDIS_PID=""
+  PIDS=() SERVER_PID="" REDIS_PID="" ALSO_PIDS=()
 }
+ALSO_PIDS=()  # processes whose CPU and RSS count as the server's (its Redis, more nginx workers)
 
 has_redis_engine() { "$BIN/starling" serve --help 2>&1 | grep -q -- '--redis'; }
+has_threads() { "$BIN/starling" serve --help 2>&1 | grep -q -- '--threads'; }
 
 STARLING_FLAGS=(--heartbeat 5 --retain-events 100000 --max-connections 19900 --log-level warning)
 
 start_starling() {  # [extra flags]
   PORT=$(free_port)
-  "${SERVER_PIN[@]}" "$BIN/starling" serve --listen "127.0.0.1:$PORT" "${STARLING_FLAGS[@]}" "$@" \
+  local threads=()
+  if has_threads; then threads=(--threads "$THREADS")
+  elif [ "$THREADS" != 1 ]; then echo "run.sh: this starling has no --threads" >&2; return 1; fi
+  "${SERVER_PIN[@]}" "$BIN/starling" serve --listen "127.0.0.1:$PORT" "${STARLING_FLAGS[@]}" "${threads[@]}" "$@" \
     >"$WORK/starling.out" 2>"$WORK/starling.err" &
   SERVER_PID=$!; PIDS+=("$SERVER_PID")
   wait_port "$PORT" "$SERVER_PID" || { cat "$WORK/starling.err" >&2; return 1; }
@@ -107,7 +139,7 @@ start_redis() {
   mkdir -p "$WORK/redis"
   "${SERVER_PIN[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$WORK/redis" --daemonize no >"$WORK/redis.log" 2>&1 &
-  REDIS_PID=$!; PIDS+=("$REDIS_PID")
+  REDIS_PID=$!; PIDS+=("$REDIS_PID"); ALSO_PIDS+=("$REDIS_PID")
   wait_port "$REDIS_PORT" "$REDIS_PID"
 }
 
@@ -117,12 +149,31 @@ start_nchan() {
   rm -rf "$dir"; mkdir -p "$dir"
   local user=""; [ "$(id -u)" = 0 ] && user="user root;"
   sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$PORT|g" -e "s|@MODULE@|$NCHAN_MODULE|g" -e "s|@USER@|$user|g" \
-    "$HERE/nchan.conf.template" >"$dir/nginx.conf"
+    -e "s|@WORKERS@|$THREADS|g" "$HERE/nchan.conf.template" >"$dir/nginx.conf"
   "${SERVER_PIN[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' 2>"$dir/stderr" &
   local master=$!; PIDS+=("$master")
   wait_port "$PORT" "$master" || { cat "$dir/stderr" "$dir/error.log" >&2; return 1; }
-  # The single worker does the work: its CPU and RSS are what we measure.
-  for _ in $(seq 1 50); do SERVER_PID=$(pgrep -P "$master" | head -1 || true); [ -n "$SERVER_PID" ] && break; sleep 0.1; done
+  # The workers do the work: their CPU and RSS are what we measure (the first one is the
+  # "server", the others are counted with it).
+  local workers=()
+  for _ in $(seq 1 50); do
+    mapfile -t workers < <(pgrep -P "$master" || true)
+    [ "${#workers[@]}" -ge "$THREADS" ] && break; sleep 0.1
+  done
+  SERVER_PID=${workers[0]:-}
+  ALSO_PIDS+=("${workers[@]:1}")
+}
+
+FLOOR_BIN=""
+start_floor() {
+  if [ -z "$FLOOR_BIN" ]; then
+    FLOOR_BIN="$WORK/s2_limit"  # built into the temp dir, never into the repository
+    gcc -O2 -o "$FLOOR_BIN" "$FLOOR_SRC"
+  fi
+  PORT=$(free_port)
+  "${SERVER_PIN[@]}" "$FLOOR_BIN" --port "$PORT" 2>"$WORK/floor.err" &
+  SERVER_PID=$!; PIDS+=("$SERVER_PID")
+  wait_port "$PORT" "$SERVER_PID" || { cat "$WORK/floor.err" >&2; return 1; }
 }
 
 start_server() {
@@ -130,6 +181,16 @@ start_server() {
     starling) start_starling ;;
     starling-redis) start_redis && start_starling --redis "redis://127.0.0.1:$REDIS_PORT/0" ;;
     nchan) start_nchan ;;
+    floor) start_floor ;;
+  esac
+}
+
+# The floor speaks only the many-channels shape (GET and POST /v1/channels/{ch}/events, no
+# history, no heartbeats), single-threaded: it runs the channels scenarios only.
+server_runs() {  # server scenario
+  case "$1" in
+    floor) case "$2" in channels|channels-flat) return 0 ;; *) return 1 ;; esac ;;
+    *) return 0 ;;
   esac
 }
 
@@ -139,7 +200,8 @@ scenario_args() {
   case "$1" in
     broadcast-1k)  echo "broadcast --subscribers 1000 --duration $DURATION" ;;
     broadcast-10k) echo "broadcast --subscribers 10000 --duration $DURATION --ramp 5000 $src" ;;
-    channels)      echo "channels --channels 2000 --subscribers 4000 --publishers 4 --rate 20000 --duration $DURATION" ;;
+    channels)      echo "channels --channels 2000 --subscribers 4000 --publishers 4 --pipeline 16 --rate 20000 --duration $DURATION" ;;
+    channels-flat) echo "channels --channels 2000 --subscribers 4000 --publishers 4 --pipeline 32 --duration $DURATION" ;;
     idle)          echo "idle --subscribers 19000 --duration $HOLD --ramp 5000 $src" ;;
     replay)        echo "replay --subscribers 10 --replay-events $REPLAY --duration 30" ;;
     slow-base)     echo "slow --subscribers 100 --slow 0 --rate 300 --payload 1000 --duration $DURATION" ;;
@@ -154,6 +216,7 @@ target_args() {
     nchan)
       if [ "$2" = replay ]; then echo "--publish-url /pub/{ch} --subscribe-url /replay/{ch} --body {payload} --replay-from none"
       else echo "--publish-url /pub/{ch} --subscribe-url /sub/{ch} --body {payload}"; fi ;;
+    floor) echo "--body {payload}" ;;  # no "data" string in the body: the floor sends the raw body as the data
     *) echo "" ;;
   esac
 }
@@ -163,15 +226,22 @@ if [[ " $SERVERS " == *" starling-redis "* ]] && ! has_redis_engine; then
   SERVERS=${SERVERS//starling-redis/}
 fi
 
+if [[ " $SERVERS " == *" floor "* ]] && [ "$THREADS" != 1 ]; then
+  say "the floor is single-threaded: it runs with one thread whatever --threads says"
+fi
+
 failures=0
 for scenario in $SCENARIOS; do
   for server in $SERVERS; do
+    if ! server_runs "$server" "$scenario"; then say "$scenario: not run on $server"; continue; fi
     for run in $(seq 1 "$RUNS"); do
       say "$scenario on $server, run $run/$RUNS"
       start_server "$server"
+      also=()
+      for p in "${ALSO_PIDS[@]:-}"; do [ -n "$p" ] && also+=(--also-measure-pid "$p"); done
       # shellcheck disable=SC2046  # the argument lists are word-split on purpose
       if ! "${LOAD_PIN[@]}" "$BIN/starling-load" $(scenario_args "$scenario") $(target_args "$server" "$scenario") \
-          --target "127.0.0.1:$PORT" --server-pid "$SERVER_PID" ${REDIS_PID:+--also-measure-pid "$REDIS_PID"} \
+          --procs "$PROCS" --target "127.0.0.1:$PORT" --server-pid "$SERVER_PID" "${also[@]}" \
           --output "$WORK/results/$server.$scenario.$run.json" >"$WORK/results/$server.$scenario.$run.txt"; then
         failures=$((failures + 1))
         say "starling-load reported a failure:"; cat "$WORK/results/$server.$scenario.$run.txt" >&2
@@ -184,5 +254,6 @@ done
 say "results"
 python3 "$HERE/table.py" "$WORK/results" | tee ${OUT:+"$OUT"}
 echo
+echo "cores: server ${SERVER_CPUS:-unpinned}, client ${CLIENT_CPUS:-unpinned}; --threads $THREADS, --procs $PROCS" | tee -a ${OUT:+"$OUT"}
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(uname -sr); nginx $(nginx -v 2>&1 | cut -d/ -f2); fd limit $(ulimit -Hn)"
-[ "$failures" = 0 ] || { say "$failures run(s) reported loss, duplicates, reordering or no connection"; exit 1; }
+[ "$failures" = 0 ] || { say "$failures run(s) failed: loss, duplicates or reordering, or nothing measured (see their FAILED lines)"; exit 1; }

@@ -1,16 +1,24 @@
 #!/usr/bin/env python3
-"""ops/bench/table.py: one markdown table from starling-load JSON reports.
+"""ops/bench/table.py: markdown tables from starling-load JSON reports.
 
 Reads <server>.<scenario>.<run>.json files from a directory; prints, per scenario and
-server, the median over runs of each figure (SPEC §9's columns)."""
+server, the median over runs of each figure (SPEC §9's columns) with the spread
+(min–max) beside it, then, per scenario, each server's deliveries per server CPU-second
+as a share of the floor's and as a ratio to Nchan's, and the runs that other processes
+disturbed (they took CPU on the run's cores while it measured)."""
 import json, os, statistics, sys
 
-ORDER = ["broadcast-1k", "broadcast-10k", "channels", "idle", "replay", "slow-base", "slow"]
-SERVERS = ["starling", "starling-redis", "nchan"]
+ORDER = ["broadcast-1k", "broadcast-10k", "channels", "channels-flat", "idle", "replay", "slow-base", "slow"]
+SERVERS = ["starling", "starling-redis", "nchan", "floor"]
+DISTURBED = 5.0  # % of a core used by other processes on the run's cores
+
+
+def present(values):
+    return [v for v in values if v is not None]
 
 
 def med(values):
-    values = [v for v in values if v is not None]
+    values = present(values)
     return statistics.median(values) if values else None
 
 
@@ -18,36 +26,101 @@ def num(v, digits=0, scale=1.0):
     return "–" if v is None else f"{v / scale:,.{digits}f}"
 
 
-def main(folder):
+def spread(values, digits=0, scale=1.0, unit=""):
+    """median (min–max); just the median for one run."""
+    values = present(values)
+    if not values:
+        return "–"
+    m = num(statistics.median(values), digits, scale) + unit
+    if len(values) == 1:
+        return m
+    return f"{m} ({num(min(values), digits, scale)}–{num(max(values), digits, scale)})"
+
+
+def ratio(a, b):
+    return None if a is None or not b else a / b
+
+
+def load(folder):
     runs = {}
     for name in sorted(os.listdir(folder)):
         if not name.endswith(".json"):
             continue
-        server, scenario, _ = name[:-5].split(".")
+        server, scenario, run = name[:-5].split(".")
         with open(os.path.join(folder, name)) as f:
-            runs.setdefault((scenario, server), []).append(json.load(f))
+            report = json.load(f)
+        report["_run"] = run
+        runs.setdefault((scenario, server), []).append(report)
+    return runs
+
+
+def key(k):
+    return (ORDER.index(k[0]) if k[0] in ORDER else 99, SERVERS.index(k[1]) if k[1] in SERVERS else 99)
+
+
+def main(folder):
+    runs = load(folder)
     print("| scenario | server | runs | delivered ev/s | ev per server CPU-s | server CPU % | p50 ms | p99 ms "
-          "| RSS/conn | RSS end MiB | connected | loss / dup / reord |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    keys = sorted(runs, key=lambda k: (ORDER.index(k[0]) if k[0] in ORDER else 99,
-                                        SERVERS.index(k[1]) if k[1] in SERVERS else 99))
-    for scenario, server in keys:
+          "| ev/read | client CPU % | others % | RSS/conn | RSS end MiB | connected | loss / dup / reord |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    disturbed = []
+    for scenario, server in sorted(runs, key=key):
         rs = runs[(scenario, server)]
         sv = [r.get("server") or {} for r in rs]
         lat = [r.get("latency", {}) for r in rs]
         has_lat = any(l.get("count", 0) > 0 for l in lat)
-        rss = med([s.get("rssPerConnectionBytes") for s in sv]) if scenario in ("idle", "broadcast-10k", "channels") else None
+        per_conn = scenario in ("idle", "broadcast-10k", "channels", "channels-flat")
         bad = sum(r["loss"] for r in rs), sum(r["duplicates"] for r in rs), sum(r["reordered"] for r in rs)
+        for r, s in zip(rs, sv):
+            if (s.get("otherCPUPercent") or 0) > DISTURBED:
+                disturbed.append(f"{server} {scenario} run {r['_run']}: others {s['otherCPUPercent']:.1f} %"
+                                 f" of a core on cores {','.join(map(str, s.get('cores', [])))}")
         print(f"| {scenario} | {server} | {len(rs)} "
-              f"| {num(med([r['deliveredPerSecond'] or None for r in rs]))} "
-              f"| {num(med([s.get('eventsPerCPUSecond') for s in sv]))} "
-              f"| {num(med([s.get('cpuPercent') for s in sv]), 1)} "
-              f"| {num(med([l.get('p50Us') for l in lat]) if has_lat else None, 2, 1000)} "
-              f"| {num(med([l.get('p99Us') for l in lat]) if has_lat else None, 2, 1000)} "
-              f"| {num(rss, 0) + ' B' if rss is not None else '–'} "
-              f"| {num(med([s.get('rssEndBytes') for s in sv]), 1, 1048576)} "
+              f"| {spread([r['deliveredPerSecond'] or None for r in rs])} "
+              f"| {spread([s.get('eventsPerCPUSecond') for s in sv])} "
+              f"| {spread([s.get('cpuPercent') for s in sv], 1)} "
+              f"| {spread([l.get('p50Us') for l in lat], 2, 1000) if has_lat else '–'} "
+              f"| {spread([l.get('p99Us') for l in lat], 2, 1000) if has_lat else '–'} "
+              f"| {spread([r.get('eventsPerRead') or None for r in rs], 1)} "
+              f"| {spread([r.get('clientCPUPercent') for r in rs], 0)} "
+              f"| {spread([s.get('otherCPUPercent') for s in sv], 1)} "
+              f"| {spread([s.get('rssPerConnectionBytes') for s in sv], 0, 1, ' B') if per_conn else '–'} "
+              f"| {spread([s.get('rssEndBytes') for s in sv], 1, 1048576)} "
               f"| {num(med([r['connected'] for r in rs]))}/{rs[0]['subscribers']} "
               f"| {bad[0]} / {bad[1]} / {bad[2]} |")
+
+    # Against the peers: medians of deliveries per server CPU-second, with the range a
+    # pair of runs can give (worst against best, best against worst).
+    peers = []
+    for scenario in sorted({s for s, _ in runs}, key=lambda s: ORDER.index(s) if s in ORDER else 99):
+        eff = {srv: present([(r.get("server") or {}).get("eventsPerCPUSecond") for r in rs])
+               for (sc, srv), rs in runs.items() if sc == scenario}
+        floor, nchan = eff.get("floor"), eff.get("nchan")
+        if not floor and not nchan:
+            continue
+        for server in sorted(eff, key=lambda s: SERVERS.index(s) if s in SERVERS else 99):
+            if server == "floor" or not eff[server]:
+                continue
+            mine = eff[server]
+            cells = []
+            for peer in (floor, nchan):
+                if not peer or (peer is nchan and server == "nchan"):
+                    cells.append("–")
+                    continue
+                m = ratio(statistics.median(mine), statistics.median(peer))
+                lo, hi = ratio(min(mine), max(peer)), ratio(max(mine), min(peer))
+                cells.append(f"{m:.2f}" + (f" ({lo:.2f}–{hi:.2f})" if len(mine) > 1 or len(peer) > 1 else ""))
+            peers.append(f"| {scenario} | {server} | {spread(mine)} | {cells[0]} | {cells[1]} |")
+    if peers:
+        print()
+        print("| scenario | server | ev per server CPU-s | share of floor | ratio to Nchan |")
+        print("|---|---|---|---|---|")
+        print("\n".join(peers))
+    if disturbed:
+        print()
+        print(f"Disturbed runs (other processes above {DISTURBED:.0f} % of a core on the run's cores):")
+        for d in disturbed:
+            print(f"- {d}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 // head / body / complete callbacks. Thin wrapper: unsafe code stays in this file.
 import CHTTPParser
 import CLibUV
+import StarlingLoop
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,8 +19,23 @@ public protocol HTTPClientDelegate: AnyObject {
     func connection(_ c: HTTPClientConnection, didCloseWith error: String?)
 }
 
+/// One read buffer for every connection of a loop: libuv fills it and the read callback
+/// consumes it before the next read, so 20,000 idle sockets own no read buffer. One per
+/// loop (never shared across threads); each connection holds it.
+public final class ReadBuffer {
+    let base: UnsafeMutableRawPointer
+    let size: Int
+
+    public init(size: Int = 256 * 1024) {
+        self.size = size
+        base = .allocate(byteCount: size, alignment: 16)
+    }
+
+    deinit { base.deallocate() }
+}
+
 public final class HTTPClientConnection {
-    private let loop: UVLoop
+    private let readBuffer: ReadBuffer
     private let tcp: UnsafeMutablePointer<uv_tcp_t>
     private let parser: UnsafeMutablePointer<http_parser>
     public weak var delegate: HTTPClientDelegate?
@@ -28,8 +44,8 @@ public final class HTTPClientConnection {
     /// Whether the body of the current response is wanted (publish answers are not).
     public var deliversBody = true
 
-    public init(loop: UVLoop, delegate: HTTPClientDelegate) {
-        self.loop = loop
+    public init(loop: EventLoop, readBuffer: ReadBuffer, delegate: HTTPClientDelegate) {
+        self.readBuffer = readBuffer
         self.delegate = delegate
         tcp = .allocate(capacity: 1)
         uv_tcp_init(loop.uv, tcp)
@@ -81,8 +97,8 @@ public final class HTTPClientConnection {
 
     private func startReading() {
         uv_read_start(stream, { h, _, buf in
-            let loop = UVLoop.from(h!.pointee.loop)
-            buf!.pointee = uv_buf_init(loop.readBuffer.assumingMemoryBound(to: CChar.self), UInt32(loop.readBufferSize))
+            let b = Unmanaged<HTTPClientConnection>.fromOpaque(h!.pointee.data).takeUnretainedValue().readBuffer
+            buf!.pointee = uv_buf_init(b.base.assumingMemoryBound(to: CChar.self), UInt32(b.size))
         }, { s, nread, buf in
             let c = Unmanaged<HTTPClientConnection>.fromOpaque(s!.pointee.data).takeUnretainedValue()
             if nread == Int(UV_EOF.rawValue) { c.endOfStream(); return }

@@ -14,6 +14,8 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
     case slow
 }
 
+/// The whole run's shape (every count is over all processes of a `--procs` run); a
+/// worker process also carries its `part` and takes its `WorkerShare` of it.
 public struct LoadConfig: Sendable {
     public var scenario: Scenario = .broadcast
     public var host = "127.0.0.1"
@@ -58,9 +60,14 @@ public struct LoadConfig: Sendable {
     /// Self-check: never publish this seq on any channel, so every subscriber must report
     /// exactly one loss (proves the detector against a real stream).
     public var dropSeq: UInt64?
+    /// Set in a worker process of `--procs N`: it runs its share, waits for its parent's
+    /// SIGUSR1 before the measured phase (so all workers measure one window), and adds
+    /// its latency histogram to the report for the parent to merge.
+    public var part: WorkerPart?
 
     public init() {}
 
+    /// The name of channel number `index` (global: the same in every worker).
     public func channelName(_ index: Int) -> String { "\(channelPrefix)-\(index)" }
 
     /// Whether events flow: idle only holds connections.

@@ -1,19 +1,31 @@
-// LoadRun: one run of a scenario on one libuv loop, as a sequence of phases driven by
-// a 10 ms supervisor timer: connect subscribers at the ramp rate → (replay: fill the
-// channel first) → publish for the duration → drain until every healthy subscriber has
-// every event → report. All state lives on the loop's thread.
+// LoadRun: one run of a scenario (or a worker's share of one) on one event loop, as a
+// sequence of phases driven by a 10 ms supervisor timer: connect subscribers at the ramp
+// rate → (replay: fill the channels first) → publish for the duration → drain until every
+// healthy subscriber has every event → report. All state lives on the loop's thread.
+// A worker of `--procs N` stops before its measured phase, says "ready" on stdout and
+// waits for its parent's SIGUSR1, so every worker measures the same window.
 import Histogram
 import StarlingCore
+import StarlingLoop
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public final class LoadRun {
-    enum Phase { case filling, connecting, settling, publishing, draining, holding, done }
+    enum Phase { case filling, connecting, settling, ready, publishing, draining, holding, done }
 
     public let config: LoadConfig
-    let loop = UVLoop()
+    let share: WorkerShare
+    /// `keepsRunning: false`: `run` returns once every connection and timer is closed.
+    let loop = EventLoop(keepsRunning: false)
+    let readBuffer = ReadBuffer()
     private var phase = Phase.connecting
+    /// Where a worker goes once its parent says go.
+    private var afterReady = Phase.publishing
     private var phaseStartNs: UInt64 = 0
-    private var supervisor: UVTimer?
-    private var waker: UVTimer?
+    private var supervisor: LoopTimer?
+    private var waker: LoopTimer?
+    private let parentPID = getppid()
 
     private var subscribers: [SubscriberClient] = []
     private var publishers: [PublisherClient] = []
@@ -23,17 +35,16 @@ public final class LoadRun {
     private var settled = 0
     private var lastProgressNs: UInt64 = 0
 
-    // Per channel: next seq to publish, answered publishes, refused seqs, deliveries to
-    // healthy subscribers, and healthy subscribers streaming now.
+    // Per local channel: next seq to publish, refused seqs, deliveries to healthy
+    // subscribers, and healthy subscribers streaming now.
     private var nextSeq: [UInt64]
     private var failed: [Set<UInt64>]
-    private var answered = 0
     private var delivered: [Int]
     private var healthy: [Int]
     private var issued = 0
     private var channelCursor = 0
 
-    private var histogram = Histogram<UInt64>(highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three)
+    private var histogram = latencyHistogram()
     private var recordLatency = false
     private var firstDeliveryNs: UInt64 = 0
     private var lastDeliveryNs: UInt64 = 0
@@ -42,42 +53,51 @@ public final class LoadRun {
     private var fillStartNs: UInt64 = 0
     private var fillEndNs: UInt64 = 0
     private var report: LoadReport
+    /// The cores whose /proc/stat times tell whether anything else ran beside the run.
+    private let cores: [Int]
     private var sampleBefore: ServerSample?
     private var sampleConnected: ServerSample?
     private var sampleStart: ServerSample?
+    private var clientCPUAtStart = 0.0
 
     public init(_ config: LoadConfig) {
         self.config = config
-        nextSeq = Array(repeating: 0, count: config.channels)
-        failed = Array(repeating: [], count: config.channels)
-        delivered = Array(repeating: 0, count: config.channels)
-        healthy = Array(repeating: 0, count: config.channels)
+        share = WorkerShare(config)
+        let n = share.channels.count
+        nextSeq = Array(repeating: 0, count: n)
+        failed = Array(repeating: [], count: n)
+        delivered = Array(repeating: 0, count: n)
+        healthy = Array(repeating: 0, count: n)
+        cores = config.serverPID.map { pid in
+            Array(Set(ServerProbe.allowedCores(pid: pid) + ServerProbe.allowedCores(pid: getpid()))).sorted()
+        } ?? []
         report = LoadReport(scenario: config.scenario.rawValue, target: "\(config.host):\(config.port)",
-                            subscribers: config.subscribers, slowSubscribers: config.slowSubscribers,
-                            channels: config.channels, publishers: config.publishers,
-                            payloadBytes: config.payloadSize, requestedRate: config.rate)
+                            subscribers: share.subscribers.count, slowSubscribers: share.slowSubscribers,
+                            channels: n, publishers: 0, payloadBytes: config.payloadSize, requestedRate: share.rate)
     }
+
+    /// The name of local channel `channel`.
+    func channelName(_ channel: Int) -> String { config.channelName(share.channels[channel]) }
 
     /// Runs the scenario to the end and returns its report. Blocks the calling thread.
     public func execute() -> LoadReport {
         System.raiseFileLimit()
         sampleBefore = probe()
-        let slow = config.scenario == .slow ? min(config.slowSubscribers, config.subscribers) : 0
-        report.slowSubscribers = slow
-        for i in 0..<config.subscribers {
-            // Slow subscribers are the last ones, so the healthy ones keep round-robin channels.
-            subscribers.append(SubscriberClient(run: self, index: i, channel: i % config.channels,
-                                                isSlow: i >= config.subscribers - slow,
+        for slot in share.subscribers {
+            subscribers.append(SubscriberClient(run: self, slot: slot,
                                                 resumeFrom: config.scenario == .replay ? config.replayFrom : nil))
         }
         if config.publishes || config.scenario == .replay {
-            for i in 0..<max(1, min(config.publishers, config.channels)) {
+            for i in 0..<share.publishers {
                 let p = PublisherClient(run: self, index: i)
                 publishers.append(p)
                 p.connect()
             }
         }
         report.publishers = publishers.count
+        if config.part != nil {
+            loop.onSignal(SIGUSR1) { [unowned self] in if phase == .ready { enter(afterReady) } }
+        }
         enter(config.scenario == .replay ? .filling : .connecting)
         supervisor = loop.every(ms: 10) { [unowned self] in supervise() }
         loop.onEveryTurn { [unowned self] in pump() }
@@ -86,7 +106,15 @@ public final class LoadRun {
     }
 
     private func probe() -> ServerSample? {
-        config.serverPID.flatMap { ServerProbe.sample(pids: [$0] + config.alsoMeasuredPIDs) }
+        config.serverPID.flatMap { ServerProbe.sample(pids: [$0] + config.alsoMeasuredPIDs, cores: cores) }
+    }
+
+    /// Enters `p`, or, in a worker, first waits for the parent's go when `p` is measured.
+    private func enterMeasured(_ p: Phase) {
+        guard config.part != nil else { return enter(p) }
+        afterReady = p
+        enter(.ready)
+        System.writeStdout("ready\n")
     }
 
     private func enter(_ p: Phase) {
@@ -94,23 +122,28 @@ public final class LoadRun {
         phaseStartNs = System.monotonicNs()
         switch p {
         case .publishing:
-            sampleStart = probe()
+            startMeasuring()
             publishStartNs = phaseStartNs
             recordLatency = true
-            if config.rate != nil { waker = loop.every(ms: 1) {} }  // keeps the loop turning between events
+            if share.rate != nil { waker = loop.every(ms: 1) {} }  // keeps the loop turning between events
         case .filling:
             fillStartNs = phaseStartNs
         case .draining:
             publishEndNs = phaseStartNs
             waker?.cancel()
         case .holding:
-            sampleStart = probe()
+            startMeasuring()
         case .connecting where config.scenario == .replay:
-            sampleStart = probe()
+            startMeasuring()
             publishStartNs = phaseStartNs
         default:
             break
         }
+    }
+
+    private func startMeasuring() {
+        sampleStart = probe()
+        clientCPUAtStart = System.ownCPUSeconds()
     }
 
     private var elapsed: Double { Double(System.monotonicNs() - phaseStartNs) / 1e9 }
@@ -124,21 +157,25 @@ public final class LoadRun {
             let issuedAll = nextSeq.allSatisfy { $0 >= UInt64(config.replayEvents) }
             if issuedAll, !publishers.contains(where: { $0.inFlightCount > 0 }) {
                 fillEndNs = System.monotonicNs()
-                enter(.connecting)
+                enterMeasured(.connecting)
+            } else if publishers.allSatisfy(\.isGone) {
+                finish()  // no publisher left: the channels can never fill
             }
         case .connecting:
             openSubscribers()
-            let quiet = elapsed > Double(config.subscribers) / config.rampPerSecond + 15
+            let quiet = elapsed > Double(share.subscribers.count) / share.rampPerSecond + 15
             if config.scenario == .replay {
                 if allComplete() || elapsed > config.duration + config.drainSeconds { finish() }
-            } else if opened == config.subscribers, (settledCount() == config.subscribers || quiet) {
+            } else if opened == subscribers.count, (settled == subscribers.count || quiet) {
                 sampleConnected = probe()
                 enter(.settling)
             }
         case .settling:
             // Let the last subscriptions register before the first event (Nchan answers
             // the head as it subscribes).
-            if elapsed > 0.3 { enter(config.publishes ? .publishing : .holding) }
+            if elapsed > 0.3 { enterMeasured(config.publishes ? .publishing : .holding) }
+        case .ready:
+            if getppid() != parentPID { finish() }  // the parent is gone: nobody will say go
         case .publishing:
             if elapsed >= config.duration { enter(.draining) }
         case .draining:
@@ -151,10 +188,8 @@ public final class LoadRun {
         }
     }
 
-    private func settledCount() -> Int { settled }
-
     private func openSubscribers() {
-        let due = min(config.subscribers, Int(elapsed * config.rampPerSecond) + 1)
+        let due = min(subscribers.count, Int(elapsed * share.rampPerSecond) + 1)
         while opened < due {
             subscribers[opened].connect()
             opened += 1
@@ -174,7 +209,7 @@ public final class LoadRun {
         case .filling:
             fill()
         case .publishing:
-            if let rate = config.rate { publishAtRate(rate) } else { publishFlatOut() }
+            if let rate = share.rate { publishAtRate(rate) } else { publishFlatOut() }
         default:
             return
         }
@@ -191,9 +226,9 @@ public final class LoadRun {
     }
 
     private func fill() {
-        for _ in 0..<config.channels {
+        for _ in 0..<nextSeq.count {
             let c = channelCursor
-            channelCursor = (channelCursor + 1) % config.channels
+            channelCursor = (channelCursor + 1) % nextSeq.count
             while nextSeq[c] < UInt64(config.replayEvents), publisherFor(c).hasRoom { issue(c) }
         }
     }
@@ -201,18 +236,18 @@ public final class LoadRun {
     private func publishAtRate(_ rate: Double) {
         let due = Int(rate * Double(System.monotonicNs() - publishStartNs) / 1e9)
         var blocked = 0
-        while issued < due, blocked < config.channels {
+        while issued < due, blocked < nextSeq.count {
             let c = channelCursor
-            channelCursor = (channelCursor + 1) % config.channels
+            channelCursor = (channelCursor + 1) % nextSeq.count
             if publisherFor(c).hasRoom { issue(c); blocked = 0 } else { blocked += 1 }
         }
     }
 
     /// Flat out: each channel may run `window` events ahead of its healthy subscribers.
     private func publishFlatOut() {
-        for _ in 0..<config.channels {
+        for _ in 0..<nextSeq.count {
             let c = channelCursor
-            channelCursor = (channelCursor + 1) % config.channels
+            channelCursor = (channelCursor + 1) % nextSeq.count
             let subs = max(1, healthy[c])
             let p = publisherFor(c)
             while p.hasRoom, Int(nextSeq[c]) * subs - delivered[c] < config.window * subs { issue(c) }
@@ -265,19 +300,22 @@ public final class LoadRun {
 
     func publisherConnected(_ p: PublisherClient) {}
 
-    func publisherFailed(_ p: PublisherClient, _ error: String) { note("publisher: \(error)") }
+    func publisherFailed(_ p: PublisherClient, _ error: String) {
+        report.publisherFailures += 1
+        note("publisher: \(error)")
+    }
 
     func publisherClosed(_ p: PublisherClient, error: String?) {
         guard phase != .done else { return }
+        report.publisherFailures += 1
         note("publisher \(p.index) closed: \(error ?? "by the server")")
     }
 
     func publishAnswered(channel: Int, seq: UInt64, ok: Bool, status: Int) {
-        answered += 1
         if ok { report.published += 1 } else {
             report.publishErrors += 1
             failed[channel].insert(seq)
-            if report.publishErrors <= 3 { note("publish \(seq) on channel \(channel): HTTP \(status)") }
+            if report.publishErrors <= 3 { note("publish \(seq) on \(channelName(channel)): HTTP \(status)") }
         }
     }
 
@@ -289,25 +327,28 @@ public final class LoadRun {
 
     private func finish() {
         let end = probe()
+        let clientCPU = System.ownCPUSeconds() - clientCPUAtStart
         let endNs = System.monotonicNs()
         phase = .done
         supervisor?.cancel()
         waker?.cancel()
-        loop.stopTurnHooks()
-        account(endNs: endNs, end: end)
+        account(endNs: endNs, end: end, clientCPU: clientCPU)
+        report.judge()
         for s in subscribers { s.close() }
         for p in publishers { p.close() }
         if System.stderrIsTerminal, config.progress { System.writeStderr("\n") }
     }
 
-    private func account(endNs: UInt64, end: ServerSample?) {
+    private func account(endNs: UInt64, end: ServerSample?, clientCPU: Double) {
         for s in subscribers where !s.isSlow {
             let a = s.account
             report.loss += a.lost(published: nextSeq[s.channel], failed: failed[s.channel])
             report.duplicates += a.duplicates
             report.reordered += a.reordered
             report.heartbeats += s.heartbeats
+            report.subscriberReads += s.eventReads
         }
+        if report.subscriberReads > 0 { report.eventsPerRead = Double(report.delivered) / Double(report.subscriberReads) }
         if config.scenario == .replay {
             report.publishSeconds = Double(fillEndNs - fillStartNs) / 1e9
         } else if publishStartNs > 0, publishEndNs > 0 {
@@ -319,27 +360,21 @@ public final class LoadRun {
             report.deliverySeconds = Double(lastDeliveryNs - deliveryStart) / 1e9
             report.deliveredPerSecond = Double(report.delivered) / report.deliverySeconds
         }
-        if histogram.totalCount > 0 {
-            report.latency = LatencySummary(count: histogram.totalCount,
-                                            p50Us: us(histogram.valueAtPercentile(50)), p90Us: us(histogram.valueAtPercentile(90)),
-                                            p99Us: us(histogram.valueAtPercentile(99)), p999Us: us(histogram.valueAtPercentile(99.9)),
-                                            maxUs: us(histogram.max))
+        if histogram.totalCount > 0 { report.latency = LatencySummary(histogram) }
+        if config.part != nil {
+            report.latencyBuckets = histogram.recordedValues().map { [$0.value, $0.count] }
+        }
+        if let start = sampleStart {
+            let wall = Double(endNs - start.atNs) / 1e9
+            report.clientCPUSeconds = clientCPU
+            report.clientCPUPercent = wall > 0 ? 100 * clientCPU / wall : 0
         }
         if let pid = config.serverPID, let start = sampleStart, let end {
-            let cpu = end.cpuSeconds - start.cpuSeconds
-            let wall = Double(end.atNs - start.atNs) / 1e9
-            let before = sampleBefore?.rssBytes ?? 0
-            let connected = sampleConnected?.rssBytes ?? end.rssBytes
-            report.server = ServerFigures(
-                pid: pid, cpuSeconds: cpu, cpuPercent: wall > 0 ? 100 * cpu / wall : 0,
-                eventsPerCPUSecond: cpu > 0 && report.delivered > 0 ? Double(report.delivered) / cpu : nil,
-                rssBeforeBytes: before, rssConnectedBytes: connected, rssEndBytes: end.rssBytes,
-                rssPerConnectionBytes: report.connected > 0 && config.scenario != .replay
-                    ? Double(connected - before) / Double(report.connected) : nil)
+            report.server = ServerFigures(pid: pid, start: start, end: end, rssBefore: sampleBefore?.rssBytes, rssConnected: sampleConnected?.rssBytes,
+                                          delivered: report.delivered, subscribersConnected: report.connected,
+                                          perConnection: config.scenario != .replay, clientCPUSeconds: clientCPU, cores: cores)
         }
     }
-
-    private func us(_ ns: UInt64) -> Double { Double(ns) / 1000 }
 
     private func showProgress() {
         guard config.progress, System.stderrIsTerminal else { return }
@@ -348,7 +383,7 @@ public final class LoadRun {
         lastProgressNs = now
         let p99 = histogram.totalCount > 0 ? Double(histogram.valueAtPercentile(99)) / 1e6 : 0
         let line = String(format: "\r[%@ %4.0fs] subscribers %d/%d  published %d  delivered %d  p99 %.2f ms  errors %d   ",
-                          "\(phase)", elapsed, streaming, config.subscribers, report.published, report.delivered, p99,
+                          "\(phase)", elapsed, streaming, subscribers.count, report.published, report.delivered, p99,
                           report.connectErrors + report.publishErrors)
         System.writeStderr(line)
     }

@@ -1,5 +1,5 @@
 // PublisherClient: one keep-alive connection publishing with HTTP pipelining. It owns
-// its channels outright (channel i belongs to publisher i % P), so each channel's seq
+// its channels outright (local channel i belongs to publisher i % P), so each channel's seq
 // order is the order of one connection's requests, which the broker must keep.
 // Answers come back in request order, so a FIFO says which seq each answer is for.
 
@@ -23,9 +23,11 @@ final class PublisherClient: HTTPClientDelegate {
 
     var inFlightCount: Int { inFlight.count - inFlightHead }
     var hasRoom: Bool { connected && inFlightCount < run.config.pipeline }
+    /// Its connection failed or was closed: it will publish nothing more.
+    var isGone: Bool { connection == nil }
 
     func connect() {
-        let c = HTTPClientConnection(loop: run.loop, delegate: self)
+        let c = HTTPClientConnection(loop: run.loop, readBuffer: run.readBuffer, delegate: self)
         c.deliversBody = false
         connection = c
         if let error = c.connect(host: run.config.host, port: run.config.port, source: run.config.sources.first) {
@@ -45,7 +47,7 @@ final class PublisherClient: HTTPClientDelegate {
         let config = run.config
         let payload = Payload.make(seq: seq, sentNs: System.monotonicNs(), size: config.payloadSize)
         let body = bodyParts.0 + payload + bodyParts.1
-        var head = "POST \(config.templates.publishPath(config.channelName(channel))) HTTP/1.1\r\n"
+        var head = "POST \(config.templates.publishPath(run.channelName(channel))) HTTP/1.1\r\n"
         head += "Host: \(config.host):\(config.port)\r\nContent-Type: \(config.templates.contentType)\r\n"
         for (k, v) in config.extraHeaders { head += "\(k): \(v)\r\n" }
         head += "Content-Length: \(body.utf8.count)\r\n\r\n"

@@ -7,7 +7,9 @@ final class SubscriberClient: HTTPClientDelegate {
     enum State { case idle, connecting, streaming, closed }
 
     unowned let run: LoadRun
+    /// Position among all subscribers of the run (its source address).
     let index: Int
+    /// The run's local channel index.
     let channel: Int
     /// Stops reading after the first bytes (the slow scenario); kept out of the accounts.
     let isSlow: Bool
@@ -19,19 +21,21 @@ final class SubscriberClient: HTTPClientDelegate {
     private(set) var lastEventID: String?
     private(set) var heartbeats = 0
     private var countedHeartbeats = 0
+    /// Reads that carried at least one event.
+    private(set) var eventReads = 0
 
-    init(run: LoadRun, index: Int, channel: Int, isSlow: Bool, resumeFrom: String?) {
+    init(run: LoadRun, slot: SubscriberSlot, resumeFrom: String?) {
         self.run = run
-        self.index = index
-        self.channel = channel
-        self.isSlow = isSlow
+        index = slot.index
+        channel = slot.channel
+        isSlow = slot.isSlow
         self.resumeFrom = resumeFrom
     }
 
     func connect() {
         state = .connecting
         parser = SSEParser()
-        let c = HTTPClientConnection(loop: run.loop, delegate: self)
+        let c = HTTPClientConnection(loop: run.loop, readBuffer: run.readBuffer, delegate: self)
         connection = c
         let config = run.config
         let source = config.sources.isEmpty ? nil : config.sources[index % config.sources.count]
@@ -49,7 +53,7 @@ final class SubscriberClient: HTTPClientDelegate {
     }
 
     func connectionDidConnect(_ c: HTTPClientConnection) {
-        var head = "GET \(run.config.templates.subscribePath(run.config.channelName(channel))) HTTP/1.1\r\n"
+        var head = "GET \(run.config.templates.subscribePath(run.channelName(channel))) HTTP/1.1\r\n"
         head += "Host: \(run.config.host):\(run.config.port)\r\nAccept: text/event-stream\r\n"
         if let id = lastEventID ?? resumeFrom, !id.isEmpty { head += "Last-Event-ID: \(id)\r\n" }
         for (k, v) in run.config.extraHeaders { head += "\(k): \(v)\r\n" }
@@ -76,6 +80,7 @@ final class SubscriberClient: HTTPClientDelegate {
             countedHeartbeats = parser.comments
         }
         guard !messages.isEmpty else { return }
+        eventReads += 1
         let now = System.monotonicNs()
         for m in messages {
             if let id = m.id { lastEventID = id }

@@ -1,6 +1,8 @@
 // starling-load: the command line of the bundled load generator (SPEC §8). Wiring only:
-// flags → LoadConfig → LoadRun → summary (stdout), JSON (--json), exit status.
-// Exit 1 on any loss, duplicate or reordering; 2 when no subscriber could connect.
+// flags → LoadConfig → LoadRun (or N worker processes, --procs) → summary (stdout),
+// JSON (--json), exit status. Exit 1 on any loss, duplicate or reordering; 2 when the run
+// measured nothing: no subscriber connected, a publish was refused or unanswered, a
+// publisher failed, nothing was published or nothing delivered (the summary says which).
 import ArgumentParser
 import Foundation
 import StarlingLoadKit
@@ -66,6 +68,10 @@ struct StarlingLoad: ParsableCommand {
     var drain: Double = 5
     @Option(help: ArgumentHelp("Self-check: skip this seq when publishing (the run must report loss).", visibility: .hidden))
     var dropSeq: UInt64?
+    @Option(help: "Load-tool processes: each takes every N-th channel with its subscribers and publishing (at most one per channel).")
+    var procs = 1
+    @Option(help: ArgumentHelp("Run as worker K of N of a --procs run (set by the parent).", visibility: .hidden))
+    var worker: String?
     @Flag(help: "Do not reconnect dropped subscribers.")
     var noReconnect = false
     @Flag(help: "Print the JSON report instead of the summary.")
@@ -77,16 +83,51 @@ struct StarlingLoad: ParsableCommand {
         guard Scenario(rawValue: scenario) != nil else {
             throw ValidationError("unknown scenario '\(scenario)': \(Scenario.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        guard procs >= 1 else { throw ValidationError("--procs takes a count of 1 or more") }
+        if let worker, WorkerPart(worker) == nil { throw ValidationError("--worker takes K/N") }
+        if worker != nil, output == nil { throw ValidationError("--worker needs --output") }
     }
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
-        let config = try makeConfig()
-        let report = LoadRun(config).execute()
-        if json { print(report.json()) } else { print(report.summary, terminator: "") }
+        var config = try makeConfig()
+        let report: LoadReport
+        if let worker {
+            config.part = WorkerPart(worker)
+            config.progress = false
+            report = LoadRun(config).execute()
+        } else if procs > 1 {
+            let count = min(procs, config.channels)
+            if count < procs {
+                System.writeStderr("starling-load: --procs \(procs) → \(count): a channel and its subscribers stay in one process\n")
+            }
+            report = count > 1 ? WorkerFleet.run(executable: Self.executablePath, arguments: workerArguments(),
+                                                 config: config, count: count)
+                               : LoadRun(config).execute()
+        } else {
+            report = LoadRun(config).execute()
+        }
+        if worker == nil {
+            if json { print(report.json()) } else { print(report.summary, terminator: "") }
+        }
         if let output { try report.json().write(toFile: output, atomically: true, encoding: .utf8) }
-        if report.connected == 0, config.subscribers > 0 { throw ExitCode(2) }
         if !report.isCorrect { throw ExitCode(1) }
+        if !report.passed { throw ExitCode(2) }
+    }
+
+    static var executablePath: String { URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path }
+
+    /// This command line as the workers get it: without what only the parent does.
+    private func workerArguments() -> [String] {
+        var out: [String] = []
+        var skipNext = false
+        for a in CommandLine.arguments.dropFirst() {
+            if skipNext { skipNext = false; continue }
+            if a == "--procs" || a == "--output" || a == "--channel-prefix" { skipNext = true; continue }
+            if a.hasPrefix("--procs=") || a.hasPrefix("--output=") || a.hasPrefix("--channel-prefix=") || a == "--json" { continue }
+            out.append(a)
+        }
+        return out
     }
 
     private func makeConfig() throws -> LoadConfig {
