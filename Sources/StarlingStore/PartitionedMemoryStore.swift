@@ -49,33 +49,39 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
         peers.count == 1 ? 0 : Int(UInt(bitPattern: channel.hashValue) % UInt(peers.count))
     }
 
-    /// Runs `work` with the owner's partition on the owner's loop and hands its result back
-    /// to `completion` on this loop.
-    private func onOwner<T: Sendable>(of channel: String, _ completion: @escaping (T) -> Void,
-                                      _ work: @escaping @Sendable (MemoryStore, @escaping (T) -> Void) -> Void) {
-        let o = owner(of: channel)
-        if o == index { return work(partition, completion) }
-        let owner = peers[o]
+    /// Runs `work` with partition `o`'s store on its loop and hands its result back to
+    /// `completion` on this loop.
+    private func onLoop<T: Sendable>(_ o: Int, _ completion: @escaping (T) -> Void,
+                                     _ work: @escaping @Sendable (MemoryStore, @escaping (T) -> Void) -> Void) {
         let reply = LoopBound(completion, on: loop)
-        owner.send(from: loop) { store in
+        peers[o].send(from: loop) { store in
             work(store.partition) { result in
                 reply.send(from: store.loop) { $0(result) }
             }
         }
     }
 
+    // Each call: a channel this loop owns is served at once, with no closure made (the
+    // single-loop path stays as it was); another loop's goes there and back.
+
     public func append(_ drafts: [EventDraft], to channel: String,
                        completion: @escaping (Result<AppendResult, BrokerError>) -> Void) {
-        onOwner(of: channel, completion) { store, done in store.append(drafts, to: channel, completion: done) }
+        let o = owner(of: channel)
+        if o == index { return partition.append(drafts, to: channel, completion: completion) }
+        onLoop(o, completion) { store, done in store.append(drafts, to: channel, completion: done) }
     }
 
     public func read(_ channel: String, from: ResumePoint, limit: Int,
                      completion: @escaping (Result<ReadResult, BrokerError>) -> Void) {
-        onOwner(of: channel, completion) { store, done in store.read(channel, from: from, limit: limit, completion: done) }
+        let o = owner(of: channel)
+        if o == index { return partition.read(channel, from: from, limit: limit, completion: completion) }
+        onLoop(o, completion) { store, done in store.read(channel, from: from, limit: limit, completion: done) }
     }
 
     public func info(_ channel: String, completion: @escaping (Result<ChannelInfo, BrokerError>) -> Void) {
-        onOwner(of: channel, completion) { store, done in store.info(channel, completion: done) }
+        let o = owner(of: channel)
+        if o == index { return partition.info(channel, completion: completion) }
+        onLoop(o, completion) { store, done in store.info(channel, completion: done) }
     }
 
     public func watch(_ channel: String) {
@@ -109,6 +115,8 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
     /// The partition stored events of a channel this loop owns: hand them to every
     /// watching loop (this one directly, the others through their inboxes, batched).
     public func store(didAppend events: [StoredEvent], to channel: String) {
+        // One loop: the broker looks up its own legs; no second lookup here.
+        if peers.count == 1 { return delegate?.store(didAppend: events, to: channel) ?? () }
         guard let list = watchers[channel] else { return }
         for k in list {
             if k == index {
