@@ -54,6 +54,7 @@ let package = Package(
         .target(name: "StarlingServer", dependencies: [
             "StarlingHTTP", "StarlingStore", "StarlingCore", "StarlingAuth", "StarlingLoop",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Atomics", package: "swift-atomics"),
             .product(name: "DequeModule", package: "swift-collections"),
         ], exclude: ["Assets"]),
         // Blocking Swift client used by the tests (and by tools that need no loop).
