@@ -1,5 +1,5 @@
 // RedisProbe: one blocking round trip to Redis for `starling check` — connect, AUTH,
-// SELECT, INFO — with hiredis's synchronous API, apart from the broker's loop. The only
+// SELECT, HELLO 2 (INFO on a Redis older than 6) — with hiredis's synchronous API, apart from the broker's loop. The only
 // other file (beside RedisConnection.swift) that touches hiredis pointers; nothing on the
 // serving path calls it.
 import CHiredis
@@ -36,6 +36,13 @@ public enum RedisProbe {
         if url.db != 0, case .error(let e) = try command(c, ["SELECT", String(url.db)], url) {
             throw Failure(description: "SELECT \(url.db) refused by \(url): \(e)")
         }
+        // HELLO 2 tells the version in any ACL that allows connecting (INFO is @dangerous,
+        // which a least-privilege user lacks); Redis before 6 knows only INFO.
+        let hello = try command(c, ["HELLO", "2"], url)
+        if case .array(let items) = hello, let k = items.firstIndex(where: { $0.text == "version" }), k + 1 < items.count,
+           let version = items[k + 1].text {
+            return Result(version: version, major: Int(version.split(separator: ".").first ?? "") ?? 0)
+        }
         let info = try command(c, ["INFO", "server"], url)
         if case .error(let e) = info { throw Failure(description: "INFO refused by \(url): \(e)") }
         guard let text = info.text,
@@ -65,6 +72,17 @@ public enum RedisProbe {
         case REDIS_REPLY_ERROR: return .error(r.str.map { String(cString: $0) } ?? "")
         case REDIS_REPLY_STRING, REDIS_REPLY_STATUS:
             return .bulk(r.str.map { Array(UnsafeRawBufferPointer(start: $0, count: r.len)) } ?? [])
+        case REDIS_REPLY_INTEGER: return .integer(Int64(r.integer))
+        case REDIS_REPLY_ARRAY:
+            // HELLO's map, flattened: only its string and integer members are read.
+            return .array((0..<r.elements).map { i in
+                guard let e = r.element[i]?.pointee else { return .null }
+                switch e.type {
+                case REDIS_REPLY_STRING, REDIS_REPLY_STATUS: return .bulk(e.str.map { Array(UnsafeRawBufferPointer(start: $0, count: e.len)) } ?? [])
+                case REDIS_REPLY_INTEGER: return .integer(Int64(e.integer))
+                default: return .null
+                }
+            })
         default: return .null
         }
     }

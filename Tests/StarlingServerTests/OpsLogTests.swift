@@ -160,7 +160,8 @@ final class LogTests: XCTestCase {
 
     func testRedisACLUserAndPasswordFile() throws {
         let redis = try PrivateRedis()
-        try redis.cli("ACL", "SETUSER", "starling", "on", ">acl-pw-0123456789", "~*", "&*", "+@all")
+        // The least-privilege user docs/deploy.md gives: its keys and channels, no @dangerous command.
+        try redis.cli("ACL", "SETUSER", "starling", "on", ">acl-pw-0123456789", "~starling:*", "&starling:*", "+@all", "-@dangerous")
         let s = try Scratch()
         let pwFile = try s.file("redis.pw", "acl-pw-0123456789\n")
         let url = "redis://starling@127.0.0.1:\(redis.port)/0"
