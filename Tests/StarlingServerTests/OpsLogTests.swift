@@ -141,7 +141,8 @@ final class LogTests: XCTestCase {
         let redis = try PrivateRedis()
         let s = try Scratch()
         let log = s.path("redis.log")
-        let b = try BrokerProcess(["--log-format", "json", "--redis", redis.url], logFile: log)
+        // One loop: one command and one pub/sub connection (each loop keeps its own pair).
+        let b = try BrokerProcess(["--log-format", "json", "--redis", redis.url, "--threads", "1"], logFile: log)
         defer { b.terminate() }
         XCTAssertNotNil(waitForLogEvent(log, "redis_connected"))
         // Redis drops the broker's connections (both the command and the pub/sub one).
