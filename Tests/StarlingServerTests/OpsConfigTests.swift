@@ -52,6 +52,21 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("# file \(file)"), r.stdout)
     }
 
+    func testEveryFlagHasAnEnvironmentVariable() throws {
+        let help = try BrokerProcess.run(["serve", "--help"])
+        XCTAssertEqual(help.status, 0)
+        let text = help.stdout + help.stderr
+        let flags = Set(text.matches(of: /--([a-z][a-z-]*)/).map { String($0.1) })
+            .subtracting(["help", "version", "no-access-log"])
+        XCTAssertGreaterThanOrEqual(flags.count, 25, "\(flags)")
+        for flag in flags {
+            let env = "STARLING_" + flag.uppercased().replacingOccurrences(of: "-", with: "_")
+            XCTAssertTrue(text.contains("[\(env)]"), "--\(flag) has no \(env)")
+        }
+        // And each variable is read: STARLING_THREADS=0 is refused by name.
+        try assertRefused([], ["STARLING_THREADS": "0"], naming: ["threads", "STARLING_THREADS"])
+    }
+
     func testListsAreReplacedWholeByALaterSource() throws {
         let s = try Scratch()
         let file = try s.file("l.yaml", "public_subscribe:\n  - news.*\n  - weather\njwt_secret_file: [\(try s.file("k", testSecret + "\n"))]\n")
