@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", "4.1.0"..<"6.0.0"),
+        // YAML configuration files (docs/operations.md says why not swift-configuration).
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
     ],
     targets: [
         // C shims: module maps over Debian's -dev packages, nothing else.
@@ -59,8 +61,13 @@ let package = Package(
         ], exclude: ["Assets"]),
         // Blocking Swift client used by the tests (and by tools that need no loop).
         .target(name: "StarlingClient", dependencies: ["StarlingCore"]),
+        // The operator's configuration: file (TOML or YAML) < STARLING_* environment < flags,
+        // validated into plain values; no I/O beyond reading the files it names.
+        .target(name: "StarlingConfig", dependencies: [
+            .product(name: "Yams", package: "Yams"),
+        ]),
         .executableTarget(name: "starling", dependencies: [
-            "StarlingServer", "StarlingStore", "StarlingAuth", "StarlingLoop",
+            "StarlingServer", "StarlingStore", "StarlingAuth", "StarlingLoop", "StarlingConfig",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

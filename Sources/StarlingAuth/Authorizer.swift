@@ -86,6 +86,13 @@ public final class Authorizer: @unchecked Sendable {
         return grant
     }
 
+    /// The `sub` of a token whose signature verifies, whatever its times, for the line that
+    /// logs a refusal (an expired token's owner is worth naming; a forged one's claim is not).
+    public func verifiedSubject(of token: String) -> String? {
+        guard !isOpen else { return nil }
+        return try? verifier.verify(token).subject
+    }
+
     /// Signature checks actually performed (cache misses), for metrics and tests.
     public var verificationCount: Int { lock.lock(); defer { lock.unlock() }; return verifications }
 

@@ -27,12 +27,19 @@ public final class BrokerProcess: @unchecked Sendable {
     }
 
     /// Starts `starling serve --listen 127.0.0.1:0 <arguments>` and waits for its port.
-    public init(_ arguments: [String] = [], timeout: Double = 10) throws {
+    /// The broker sees no STARLING_* variable of the caller's (every one names a setting
+    /// there), only `environment`; with `logFile` its stderr (the log) goes to that file.
+    public init(_ arguments: [String] = [], environment: [String: String] = [:], logFile: String? = nil,
+                timeout: Double = 10) throws {
         self.arguments = arguments
         process.executableURL = URL(fileURLWithPath: Self.binaryPath)
         process.arguments = ["serve", "--listen", "127.0.0.1:0"] + arguments
+        process.environment = Self.childEnvironment(environment)
         process.standardOutput = output
-        if ProcessInfo.processInfo.environment["STARLING_TEST_LOGS"] == nil {
+        if let logFile {
+            FileManager.default.createFile(atPath: logFile, contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: logFile)
+        } else if ProcessInfo.processInfo.environment["STARLING_TEST_LOGS"] == nil {
             process.standardError = FileHandle.nullDevice
         }
         try process.run()
@@ -59,6 +66,39 @@ public final class BrokerProcess: @unchecked Sendable {
     }
 
     public var client: StarlingHTTPClient { StarlingHTTPClient(port: port) }
+
+    /// This process's environment without its STARLING_* variables (the test command's
+    /// own, such as STARLING_TEST_REDIS, would be unknown settings to the broker), plus `extra`.
+    public static func childEnvironment(_ extra: [String: String]) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("STARLING_") }
+        env.merge(extra) { $1 }
+        return env
+    }
+
+    /// Runs `starling <arguments>` to its end (check, token, a serve that must refuse to
+    /// start); its exit status, stdout and stderr.
+    public static func run(_ arguments: [String], environment: [String: String] = [:],
+                           timeout: Double = 20) throws -> (status: Int32, stdout: String, stderr: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binaryPath)
+        p.arguments = arguments
+        p.environment = childEnvironment(environment)
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        // Read both pipes while it runs, so a chatty process never blocks on a full pipe.
+        final class Box: @unchecked Sendable { var data = Data() }
+        let errBox = Box()
+        let errReader = Thread { errBox.data = err.fileHandleForReading.readDataToEndOfFile() }
+        errReader.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning, Date() < deadline { usleep(10_000) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit(); throw ClientError("starling \(arguments) did not exit in \(timeout) s") }
+        while errReader.isExecuting || !errReader.isFinished { usleep(1_000) }
+        return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errBox.data, as: UTF8.self))
+    }
 
     /// Sends SIGTERM and waits for the exit status (nil if it did not exit in time).
     @discardableResult

@@ -12,6 +12,8 @@ public final class Request {
     /// Position of this request on its connection; responses go out in this order.
     public let sequence: UInt64
     public internal(set) var body: [UInt8] = []
+    /// When the head was read (MonotonicClock): request durations count from here.
+    public let receivedNs = MonotonicClock.nowNs()
 
     init(method: String, target: String, headers: [(String, String)], keepAlive: Bool, sequence: UInt64) {
         self.method = method

@@ -38,6 +38,12 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         self.cors = CORS(origins: config.corsOrigins)
         store.delegate = self
         http.onTick { [weak self] now in self?.tick(nowMs: now) }
+        // After the HTTP side's flush (registered first, in HTTPLoop.init): the events fanned
+        // out this turn are written now.
+        loop.onEveryTurn { [weak self] in
+            guard let self, !self.metrics.awaitingWrite.isEmpty else { return }
+            self.metrics.writesFlushed(nowWallNs: WallClock.nowNs())
+        }
     }
 
     /// Listens on `host:port`; returns the bound port. With several loops each listens on
@@ -55,7 +61,9 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         do {
             let route = try Route.match(request.path)
             if request.method == "OPTIONS", route.allowedMethods.contains("OPTIONS") {
-                return connection.respond(to: request, cors.preflight(for: request, methods: route.allowedMethods))
+                let preflight = cors.preflight(for: request, methods: route.allowedMethods)
+                answered(request, status: preflight.status, bytes: preflight.body.count)
+                return connection.respond(to: request, preflight)
             }
             try route.check(method: request.method)
             switch route {
@@ -99,7 +107,7 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         } catch let e as HTTPError {
             respond(request, connection, e.response)
         } catch let e as BrokerError {
-            respond(request, connection, e.httpError.response)
+            respond(request, connection, e)
         } catch {
             respond(request, connection, HTTPError(500, "internal", "\(error)").response)
         }
@@ -125,14 +133,15 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     }
 
     /// Answers with the CORS headers this request earns.
-    func respond(_ request: Request, _ connection: Connection, _ response: Response) {
+    func respond(_ request: Request, _ connection: Connection, _ response: Response, error: BrokerError? = nil) {
+        answered(request, status: response.status, bytes: response.body.count, error: error)
         var r = response
         r.headers += cors.headers(for: request)
         connection.respond(to: request, r)
     }
 
     func respond(_ request: Request, _ connection: Connection, _ error: BrokerError) {
-        respond(request, connection, error.httpError.response)
+        respond(request, connection, error.httpError.response, error: error)
     }
 
     private func channelInfo(_ channel: String, _ request: Request, _ connection: Connection) {
@@ -156,6 +165,7 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         guard let legs = channels[channel] else { return }
         for event in events {
             for leg in legs { leg.live(event) }
+            metrics.awaitingWrite.append(event.storedAtMs)
         }
     }
 
@@ -217,7 +227,7 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         for c in largestFirst where share > 0 {
             share -= c.queuedBytes
             left -= c.queuedBytes
-            metrics.shedForGlobalCap += 1
+            noteShed(c, totalQueued: total)
             c.close()
         }
         _ = group.reportQueued(loop: loop.index, bytes: left)
@@ -236,6 +246,10 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         m.refusedConnections = server?.refusedCount ?? 0
         m.queuedBytes = queuedBytes
         m.channels = store.channelCount
+        m.storeReady = store.isReady ? 1 : 0
+        let stats = store.stats
+        m.redisReconnects = stats.reconnects
+        m.redisCommandErrors = stats.commandErrors
         return m
     }
 

@@ -1,4 +1,5 @@
 // BrokerConfig: every knob of `starling serve` that the broker itself reads.
+import Logging
 import StarlingHTTP
 
 public struct BrokerConfig {
@@ -16,6 +17,8 @@ public struct BrokerConfig {
     /// The reconnect delay sent in every stream's opening `retry:` line.
     public var retryMs = 2_000
     public var http = HTTPLimits()
+    /// Where access-log lines go (`access_log`); nil: none.
+    public var accessLog: Logger?
 
     public init() {}
 }

@@ -206,6 +206,7 @@ final class IngestStream: BodyStream {
         var e = error
         e.message += "; \(tally.count) event(s) before it were published"
         var r = e.httpError.response
+        broker.answered(request, status: r.status, bytes: r.body.count, error: e)
         r.headers += broker.cors.headers(for: request)
         connection.respond(to: request, r, close: !ended)
     }

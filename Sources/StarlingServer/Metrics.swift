@@ -1,6 +1,36 @@
-// Metrics: per-loop counters (plain integers: one loop, one thread, no atomics on the
-// hot path), summed over every loop at scrape time and rendered in the Prometheus text
-// format for `/metrics`.
+// Metrics: one loop's figures — plain integers and fixed-bucket histograms touched only on
+// that loop's thread (no lock, no atomic on the hot path) — summed over every loop at
+// scrape time (`+`) and rendered in the Prometheus text format (`render(loops:)`,
+// MetricsText).
+
+/// The route a response is counted under (bounded: one label value per route, never a
+/// channel name or a path).
+public enum MetricRoute: String, CaseIterable, Sendable {
+    case publish, publishMany = "publish_many", subscribe, channelInfo = "channel_info", cancel
+    case health, metrics, client, other
+
+    /// Read from the path's bytes (every publish passes here).
+    static func of(method: String, path: Substring) -> MetricRoute {
+        let u = path.utf8
+        if u.starts(with: Route.channelsPrefix) {
+            if u.count > Route.channelsPrefix.count + Route.eventsSuffix.count,
+               u.reversed().starts(with: Route.eventsSuffix.reversed()) {
+                return method == "POST" ? .publish : .subscribe
+            }
+            if u.reversed().starts(with: "/cancel".utf8.reversed()) { return .cancel }
+            return .channelInfo
+        }
+        switch path {
+        case "/v1/events": return method == "POST" ? .publishMany : .subscribe
+        case "/healthz", "/readyz": return .health
+        case "/metrics": return .metrics
+        case "/starling.js", "/demo", "/": return .client
+        default: return .other
+        }
+    }
+
+    static let index: [MetricRoute: Int] = Dictionary(uniqueKeysWithValues: allCases.enumerated().map { ($1, $0) })
+}
 
 struct Metrics: Sendable {
     var eventsPublished = 0
@@ -12,14 +42,45 @@ struct Metrics: Sendable {
     var shedForGlobalCap = 0
     var gapsReported = 0
     var subscribers = 0
-    /// Figures read off the loop at scrape time.
+    var authRefusals401 = 0
+    var authRefusals403 = 0
+    /// [route][status class 1xx…5xx]
+    var responses = Array(repeating: Array(repeating: 0, count: 5), count: MetricRoute.allCases.count)
+    var requestDuration = Array(repeating: Histogram(bounds: Histogram.latencyBounds), count: MetricRoute.allCases.count)
+    var publishToWrite = Histogram(bounds: Histogram.latencyBounds)
+    var streamDuration = Histogram(bounds: Histogram.streamBounds)
+    /// Figures read off the loop and its store at scrape time.
     var connections = 0
     var refusedConnections = 0
     var queuedBytes = 0
     /// Channels the memory engine holds (its partition on this loop); nil with Redis.
     var channels: Int?
+    var storeReady = 0
+    var redisReconnects = 0
+    var redisCommandErrors = 0
 
-    /// The sum of two loops' figures.
+    // Working state of this loop, not figures (never summed):
+    /// Store times (wall ms) of events fanned out this loop turn; observed once written.
+    var awaitingWrite: [UInt64] = []
+    /// Auth-refusal log lines allowed per second on this loop.
+    var refusalLog = LogBudget(perSecond: 20)
+
+    mutating func countResponse(_ route: MetricRoute, status: Int, seconds: Double?) {
+        let r = MetricRoute.index[route]!
+        responses[r][min(4, max(0, status / 100 - 1))] += 1
+        if let seconds { requestDuration[r].observe(seconds) }
+    }
+
+    /// The loop flushed its writes: every event fanned out since the last flush is written.
+    mutating func writesFlushed(nowWallNs: UInt64) {
+        for storedMs in awaitingWrite {
+            let origin = storedMs &* 1_000_000
+            publishToWrite.observe(nowWallNs > origin ? Double(nowWallNs - origin) / 1e9 : 0)
+        }
+        awaitingWrite.removeAll(keepingCapacity: true)
+    }
+
+    /// The sum of two loops' figures (the store is ready when every loop's is).
     static func + (a: Metrics, b: Metrics) -> Metrics {
         var m = a
         m.eventsPublished += b.eventsPublished
@@ -31,42 +92,31 @@ struct Metrics: Sendable {
         m.shedForGlobalCap += b.shedForGlobalCap
         m.gapsReported += b.gapsReported
         m.subscribers += b.subscribers
+        m.authRefusals401 += b.authRefusals401
+        m.authRefusals403 += b.authRefusals403
+        for r in m.responses.indices {
+            for k in 0..<5 { m.responses[r][k] += b.responses[r][k] }
+            m.requestDuration[r].merge(b.requestDuration[r])
+        }
+        m.publishToWrite.merge(b.publishToWrite)
+        m.streamDuration.merge(b.streamDuration)
         m.connections += b.connections
         m.refusedConnections += b.refusedConnections
         m.queuedBytes += b.queuedBytes
         if let c = b.channels { m.channels = (m.channels ?? 0) + c }
+        m.storeReady = min(m.storeReady, b.storeReady)
+        m.redisReconnects += b.redisReconnects
+        m.redisCommandErrors += b.redisCommandErrors
         return m
     }
 
     /// The whole process, from each loop's figures in loop order.
-    static func render(loops: [Metrics]) -> String {
-        var out = loops.reduce(Metrics(), +).render()
+    static func render(loops: [Metrics], process: ProcessStats? = ProcessStats.read()) -> String {
+        guard let first = loops.first else { return "" }
+        var out = MetricsText.render(loops.dropFirst().reduce(first, +), process: process)
         out += "# HELP starling_loop_connections Open client connections per event loop.\n"
         out += "# TYPE starling_loop_connections gauge\n"
         for (k, m) in loops.enumerated() { out += "starling_loop_connections{loop=\"\(k)\"} \(m.connections)\n" }
-        return out
-    }
-
-    func render() -> String {
-        var out = ""
-        func counter(_ name: String, _ help: String, _ value: Int, type: String = "counter") {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
-        }
-        counter("starling_events_published_total", "Events stored by publishes.", eventsPublished)
-        counter("starling_publish_requests_total", "Successful publish requests.", publishRequests)
-        counter("starling_events_delivered_total", "Live events queued to subscribers.", eventsDelivered)
-        counter("starling_events_replayed_total", "History events queued to resuming subscribers.", eventsReplayed)
-        counter("starling_conflated_drops_total", "Superseded snapshots dropped from slow queues.", conflatedDrops)
-        counter("starling_slow_consumer_disconnects_total", "Subscribers closed because their queue overflowed.", slowConsumerDisconnects)
-        counter("starling_shed_global_cap_total", "Subscribers closed to keep all queues under the global cap.", shedForGlobalCap)
-        counter("starling_gaps_reported_total", "starling.gap notices sent.", gapsReported)
-        counter("starling_refused_connections_total", "Connections refused at the connection limit.", refusedConnections)
-        counter("starling_subscribers", "Open SSE subscriptions.", subscribers, type: "gauge")
-        counter("starling_connections", "Open client connections.", connections, type: "gauge")
-        counter("starling_queued_bytes", "Bytes queued to subscribers, not yet written.", queuedBytes, type: "gauge")
-        if let channels {
-            counter("starling_channels", "Channels held by the memory engine (forgotten once expired and unwatched).", channels, type: "gauge")
-        }
         return out
     }
 }

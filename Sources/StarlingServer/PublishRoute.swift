@@ -33,6 +33,7 @@ extension Broker {
         } catch let e as BrokerError {
             // Refused at the head: answer now, read nothing more of this connection.
             var r = e.httpError.response
+            answered(request, status: r.status, bytes: r.body.count, error: e)
             r.headers += cors.headers(for: request)
             connection.respond(to: request, r, close: true)
             return DiscardedBody()

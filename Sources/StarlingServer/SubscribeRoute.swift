@@ -86,6 +86,7 @@ extension Broker {
         let connection = subscription.connection
         connection.owner = subscription
         if subscription.grant.expiresAt != nil { expiring[ObjectIdentifier(subscription)] = subscription }
+        answered(request, status: 200, bytes: 0, stream: true)
         connection.startStream(to: request, head: Response(status: 200, headers: Self.sseHeaders + cors.headers(for: request)),
                                opening: SharedBytes(SSEEncoder.opening(retryMs: config.retryMs)),
                                capacity: config.clientBufferBytes, heartbeat: heartbeat,

@@ -18,6 +18,9 @@ final class Subscription: StreamDelegate {
     let multiplexed: Bool
     let grant: Grant
     private var ended = false
+    /// For the stream-duration histogram and the access log.
+    let startedNs = MonotonicClock.nowNs()
+    var bytesQueued = 0
 
     init(broker: Broker, connection: Connection, channels: [String], resume: [ResumePoint], multiplexed: Bool, grant: Grant) {
         self.broker = broker
@@ -40,11 +43,12 @@ final class Subscription: StreamDelegate {
         } else {
             result = connection.send(event.sse, conflate: event.conflate)
         }
+        bytesQueued &+= event.sse.count
         switch result {
         case .queued: break
         case .conflated(let dropped): broker.metrics.conflatedDrops += dropped
         case .overflow:
-            broker.metrics.slowConsumerDisconnects += 1
+            broker.noteSlowConsumer(self)
             connection.close()
             return false
         }
@@ -87,6 +91,7 @@ final class Subscription: StreamDelegate {
         ended = true
         broker.expiring[ObjectIdentifier(self)] = nil
         for leg in legs { leg.stop(); broker.remove(leg) }
+        broker.streamEnded(self)
     }
 }
 

@@ -80,4 +80,20 @@ public protocol EventStore: AnyObject {
 
     /// Housekeeping on the loop's tick: retention by age and the like.
     func tick(nowMs: UInt64)
+
+    /// Counts for /metrics (engines without a connection report zeros).
+    var stats: StoreStats { get }
+}
+
+/// What an engine counts about its backing store, for /metrics.
+public struct StoreStats: Sendable {
+    /// Connections re-established after a loss.
+    public var reconnects = 0
+    /// Commands answered with an error, or lost with their connection.
+    public var commandErrors = 0
+    public init() {}
+}
+
+extension EventStore {
+    public var stats: StoreStats { StoreStats() }
 }

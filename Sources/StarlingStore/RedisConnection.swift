@@ -25,13 +25,21 @@ final class RedisConnection {
     private(set) var isConnected = false
     /// Set when a nil reply marked the connection down before hiredis reported the loss.
     private var wasUp = false
+    /// The socket is connected; the connection is usable once the handshake (AUTH,
+    /// SELECT) has been accepted too: a wrong password is a failed connect, not a
+    /// connection whose every command fails with NOAUTH.
+    private var socketUp = false
+    private var handshakeLeft = 0
+    private var handshakeFailed = false
 
-    /// The connection is up; handshake commands (AUTH, SELECT) are already queued first.
+    /// The connection is up and its handshake (AUTH, SELECT) accepted.
     var onConnect: (() -> Void)?
     /// The connection dropped (true) or an attempt failed (false); a reconnect is already scheduled.
     var onDisconnect: ((String, Bool) -> Void)?
     /// Pub/sub traffic: subscribe/unsubscribe confirmations and messages.
     var onPush: ((RedisReply) -> Void)?
+    /// AUTH or SELECT was refused (a wrong password, an unknown user, a bad db).
+    var onHandshakeError: ((String) -> Void)?
 
     init(loop: EventLoop, url: RedisURL, role: String) {
         self.loop = loop
@@ -131,8 +139,19 @@ final class RedisConnection {
         connectDeadline?.cancel()
         connectDeadline = loop.after(ms: Self.connectTimeoutMs) { [weak self] in self?.connectTimedOut(ac) }
         // Queued now, written first once the socket connects: before any caller's command.
-        if let password = url.password { _ = enqueue(ac, [Array("AUTH".utf8), Array(password.utf8)], nil) }
-        if url.db != 0 { _ = enqueue(ac, [Array("SELECT".utf8), Array(String(url.db).utf8)], nil) }
+        // AUTH user password is Redis 6's ACL form; AUTH password, the default user's.
+        socketUp = false
+        handshakeLeft = 0
+        handshakeFailed = false
+        let handshake: Completion = { [weak self] reply in self?.handshakeReplied(ac, reply) }
+        if let password = url.password {
+            handshakeLeft += 1
+            _ = enqueue(ac, [Array("AUTH".utf8)] + (url.username.map { [Array($0.utf8)] } ?? []) + [Array(password.utf8)], handshake)
+        }
+        if url.db != 0 {
+            handshakeLeft += 1
+            _ = enqueue(ac, [Array("SELECT".utf8), Array(String(url.db).utf8)], handshake)
+        }
     }
 
     static let connectTimeoutMs: UInt64 = 3_000
@@ -149,14 +168,32 @@ final class RedisConnection {
         connectDeadline?.cancel()
         connectDeadline = nil
         if status == REDIS_OK {
-            isConnected = true
-            backoff.reset()
-            onConnect?()
+            socketUp = true
+            readyIfHandshakeDone()
         } else {
             // hiredis frees the context after this callback; no disconnect callback follows.
             context = nil
             scheduleReconnect(reason)
         }
+    }
+
+    private func handshakeReplied(_ ac: UnsafeMutablePointer<redisAsyncContext>, _ reply: RedisReply?) {
+        guard context == ac, !handshakeFailed, let reply else { return }  // nil: the disconnect callback follows
+        if let message = reply.errorMessage {
+            handshakeFailed = true
+            onHandshakeError?(message)
+            redisAsyncDisconnect(ac)  // reported through the disconnect callback: reconnect with backoff
+            return
+        }
+        handshakeLeft -= 1
+        readyIfHandshakeDone()
+    }
+
+    private func readyIfHandshakeDone() {
+        guard socketUp, handshakeLeft == 0, !handshakeFailed, !isConnected else { return }
+        isConnected = true
+        backoff.reset()
+        onConnect?()
     }
 
     fileprivate func disconnected(reason: String) {

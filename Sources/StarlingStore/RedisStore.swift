@@ -43,6 +43,9 @@ public final class RedisStore: EventStore {
     private var scriptSHA: String?
     private var watches: [String: Watch] = [:]
     private var subscriptions: [String: Subscription] = [:]
+    public private(set) var stats = StoreStats()
+    /// Roles whose connection has been up once: the next "up" is a reconnect.
+    private var everConnected: Set<String> = []
 
     static let fillPageSize = 512
     static let maxHeldNotifications = 4096
@@ -55,14 +58,19 @@ public final class RedisStore: EventStore {
         self.logger = logger
         commands = RedisConnection(loop: loop, url: url, role: "commands")
         pubsub = RedisConnection(loop: loop, url: url, role: "pubsub")
-        commands.onConnect = { [unowned self] in commandsConnected() }
-        commands.onDisconnect = { reason, dropped in
-            logger.log(level: dropped ? .warning : .debug, "redis \(url) commands connection: \(reason)")
-        }
-        pubsub.onConnect = { [unowned self] in pubsubConnected() }
+        commands.onConnect = { [unowned self] in connectionUp(commands); commandsConnected() }
+        commands.onDisconnect = { [unowned self] reason, dropped in connectionDown(commands, reason, dropped) }
+        pubsub.onConnect = { [unowned self] in connectionUp(pubsub); pubsubConnected() }
         pubsub.onDisconnect = { [unowned self] reason, dropped in
             subscriptions.removeAll()
-            logger.log(level: dropped ? .warning : .debug, "redis \(url) pub/sub connection: \(reason)")
+            connectionDown(pubsub, reason, dropped)
+        }
+        for c in [commands, pubsub] {
+            c.onHandshakeError = { [unowned self, role = c.role] message in
+                stats.commandErrors += 1
+                logger.error("redis refused the handshake", metadata: [
+                    "event": "redis_auth_failed", "redis": "\(url)", "connection": "\(role)", "error": "\(message)"])
+            }
         }
         pubsub.onPush = { [unowned self] reply in received(reply) }
     }
@@ -83,13 +91,27 @@ public final class RedisStore: EventStore {
 
     // MARK: connections
 
+    /// One log line per connect, loss and reconnect (failed attempts only at debug).
+    private func connectionUp(_ c: RedisConnection) {
+        let again = !everConnected.insert(c.role).inserted
+        if again { stats.reconnects += 1 }
+        logger.notice(again ? "redis reconnected" : "redis connected", metadata: [
+            "event": again ? "redis_reconnected" : "redis_connected", "redis": "\(url)", "connection": "\(c.role)"])
+    }
+
+    private func connectionDown(_ c: RedisConnection, _ reason: String, _ dropped: Bool) {
+        logger.log(level: dropped ? .warning : .debug, dropped ? "redis disconnected" : "redis connect failed", metadata: [
+            "event": dropped ? "redis_disconnected" : "redis_connect_failed", "redis": "\(url)", "connection": "\(c.role)",
+            "reason": "\(reason)"])
+    }
+
     private func commandsConnected() {
-        logger.notice("redis \(url) commands connection up")
         // Queued before anything else on this connection, so EVALSHA behind it finds the
         // script even on a Redis that restarted empty.
         commands.send(["SCRIPT", "LOAD", RedisPublishScript.source]) { [weak self] reply in
             guard let self, let reply else { return }
             if let sha = reply.text { self.scriptSHA = sha } else {
+                self.stats.commandErrors += 1
                 self.logger.error("redis SCRIPT LOAD failed: \(reply.errorMessage ?? "\(reply)")")
             }
         }
@@ -98,7 +120,6 @@ public final class RedisStore: EventStore {
     }
 
     private func pubsubConnected() {
-        logger.notice("redis \(url) pub/sub connection up")
         subscriptions.removeAll()
         for channel in watches.keys { reconcile(channel) }
     }
@@ -123,6 +144,7 @@ public final class RedisStore: EventStore {
         let sent = commands.send(args) { [weak self] reply in
             guard let self else { return }
             guard let reply else {
+                self.stats.commandErrors += 1
                 return completion(.failure(BrokerError(.unavailable, "store_unavailable",
                     "the Redis connection dropped before the batch was acknowledged; retry (with producer/seq to be safe)")))
             }
@@ -148,6 +170,7 @@ public final class RedisStore: EventStore {
                 completion(.failure(BrokerError(.badRequest, "bad_event", String(message.dropFirst("ERR starling: ".count)))))
             default:
                 // LOADING, OOM, READONLY, BUSY …: Redis cannot take it now.
+                self.stats.commandErrors += 1
                 self.logger.warning("redis publish to \(channel) failed: \(reply.errorMessage ?? "\(reply)")")
                 completion(.failure(BrokerError(.unavailable, "store_unavailable",
                     "Redis refused the publish: \(reply.errorMessage ?? "unexpected reply")")))
@@ -182,8 +205,9 @@ public final class RedisStore: EventStore {
         commands.send(["MULTI"])
         commands.send(["XINFO", "STREAM", key])
         commands.send(["XRANGE", key, start, "+", "COUNT", String(page + 1)])
-        let sent = commands.send(["EXEC"]) { reply in
+        let sent = commands.send(["EXEC"]) { [weak self] reply in
             guard let parts = reply?.elements, parts.count == 2, let entries = RedisCodec.events(parts[1], channel: channel) else {
+                self?.stats.commandErrors += 1
                 return completion(.failure(BrokerError(.unavailable, "store_unavailable",
                     "Redis did not answer the read: \(reply?.errorMessage ?? "connection lost")")))
             }

@@ -128,7 +128,7 @@ start_starling() {  # [extra flags]
   local threads=()
   if has_threads; then threads=(--threads "$THREADS")
   elif [ "$THREADS" != 1 ]; then echo "run.sh: this starling has no --threads" >&2; return 1; fi
-  "${SERVER_PIN[@]}" "$BIN/starling" serve --listen "127.0.0.1:$PORT" "${STARLING_FLAGS[@]}" "${threads[@]}" "$@" \
+  "${SERVER_PIN[@]}" env -u STARLING_SCRATCH -u STARLING_FLOOR_SRC "$BIN/starling" serve --listen "127.0.0.1:$PORT" "${STARLING_FLAGS[@]}" "${threads[@]}" "$@" \
     >"$WORK/starling.out" 2>"$WORK/starling.err" &
   SERVER_PID=$!; PIDS+=("$SERVER_PID")
   wait_port "$PORT" "$SERVER_PID" || { cat "$WORK/starling.err" >&2; return 1; }

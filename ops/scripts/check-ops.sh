@@ -71,12 +71,19 @@ PROMTOOL=$(tool promtool prometheus usr/bin/promtool) || PROMTOOL=""
 SYSTEMD_ANALYZE=$(command -v systemd-analyze) || SYSTEMD_ANALYZE=""
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Runs the broker without the caller's STARLING_* variables (every one names a setting
+# there; the test command's STARLING_TEST_REDIS would be refused as unknown).
+starling_clean() {
+  local unset=() v
+  for v in $(compgen -e); do case $v in STARLING_*) unset+=(-u "$v") ;; esac; done
+  env "${unset[@]}" "$@"
+}
 
 # ---- a real broker: its /metrics and its flags --------------------------------------------
 BROKER_PORT=""
 start_broker() {
   [ -x "$BIN" ] || { echo "no broker binary at $BIN (build it, or pass its path)"; return 1; }
-  "$BIN" serve --listen 127.0.0.1:0 >"$WORK/broker.out" 2>"$WORK/broker.err" &
+  starling_clean "$BIN" serve --listen 127.0.0.1:0 >"$WORK/broker.out" 2>"$WORK/broker.err" &
   PIDS+=($!)
   for _ in $(seq 100); do
     BROKER_PORT=$(sed -nE '1s#^starling listening on http://[^ ]*:([0-9]+) .*#\1#p' "$WORK/broker.out")
@@ -85,7 +92,7 @@ start_broker() {
   done
   [ -n "$BROKER_PORT" ] || { echo "the broker printed no listening line"; cat "$WORK/broker.err"; return 1; }
   curl -sf --max-time 5 "http://127.0.0.1:$BROKER_PORT/metrics" >"$WORK/metrics.txt" || { echo "GET /metrics failed"; return 1; }
-  "$BIN" serve --help >"$WORK/help.txt" 2>&1 || { echo "starling serve --help failed"; return 1; }
+  starling_clean "$BIN" serve --help >"$WORK/help.txt" 2>&1 || { echo "starling serve --help failed"; return 1; }
   echo "port $BROKER_PORT, $(grep -c '^starling_' "$WORK/metrics.txt") metrics"
 }
 check "broker started ($BIN)" start_broker
@@ -196,7 +203,7 @@ PY
 
 cat >"$WORK/unit_check.py" <<'PY'
 # The unit's keys, and every flag it passes against `starling serve --help`.
-import re, sys
+import os, re, sys
 unit, helpfile, envfile = sys.argv[1:4]
 sections, cur = {}, None
 for line in open(unit):
@@ -218,13 +225,25 @@ for line in open(envfile):
     line = line.strip()
     if line and not line.startswith("#") and "=" in line:
         k, v = line.split("=", 1); env[k] = v
-drain = float(env.get("STARLING_DRAIN_TIMEOUT", "10"))
+if "Environment" in svc and any(e.startswith("STARLING_OPTS=") for e in svc["Environment"]):
+    errs.append("STARLING_OPTS is gone: settings go in the config file or STARLING_* variables")
+exec_start = one("ExecStart")
+# The drain timeout: the env file wins over the config file the unit names (shipped beside it).
+drain = 10.0
+m = re.search(r"--config\s+(\S+)", exec_start)
+if m:
+    shipped = os.path.join(os.path.dirname(unit), os.path.basename(m.group(1)))
+    if not os.path.exists(shipped): errs.append(f"--config {m.group(1)}: no {shipped} shipped beside the unit")
+    else:
+        d = re.search(r"^drain_timeout\s*=\s*\"?([0-9.]+)s?\"?", open(shipped).read(), re.M)
+        if d: drain = float(d.group(1))
+if "STARLING_DRAIN_TIMEOUT" in env: drain = float(env["STARLING_DRAIN_TIMEOUT"])
+if one("RestartPreventExitStatus") != "78": errs.append("RestartPreventExitStatus=78 missing: a bad configuration would restart forever")
 stop = one("TimeoutStopSec")
 m = re.fullmatch(r"(\d+)(s|min)?", stop)
 if not m: errs.append(f"TimeoutStopSec={stop or '(unset)'}")
 elif int(m.group(1)) * (60 if m.group(2) == "min" else 1) <= drain:
     errs.append(f"TimeoutStopSec={stop} is not above the drain timeout {drain}s")
-exec_start = one("ExecStart")
 if not re.search(r"\bserve\b", exec_start): errs.append("ExecStart does not run `starling serve`")
 argv = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m.group(1) or m.group(2), ""), exec_start)
 flags = set(re.findall(r"(?<!\S)(--[a-z][a-z0-9-]*)", argv))
@@ -242,17 +261,24 @@ import json, re, sys
 metrics_txt, root = sys.argv[1:3]
 types = dict(re.findall(r"^# TYPE (starling_\w+) (\w+)", open(metrics_txt).read(), re.M))
 if not types: sys.exit("the broker's /metrics has no starling_* metric")
+def family(n):
+    # A histogram's series (_bucket, _sum, _count) belong to its family; its _bucket and
+    # _count are counters for rate().
+    for suffix in ("_bucket", "_sum", "_count"):
+        if n.endswith(suffix) and types.get(n[: -len(suffix)]) == "histogram":
+            return n[: -len(suffix)]
+    return n
 files = ["ops/prometheus/alerts.yml", "ops/prometheus/prometheus.yml", "ops/grafana/starling-dashboard.json"]
 errs, used = [], {}
 for f in files:
     text = open(f"{root}/{f}").read()
     # Labels, jobs and uids use "starling" or "starling-…"; any starling_… is a metric name.
-    names = set(re.findall(r"\bstarling_[a-zA-Z0-9_]+", text))
+    names = {family(n) for n in re.findall(r"\bstarling_[a-zA-Z0-9_]+", text)}
     used[f] = names
     for n in sorted(names - set(types)):
         errs.append(f"{f}: {n} is not exported by the broker")
     for fn, n in re.findall(r"\b(rate|irate|increase)\(\s*(starling_\w+)", text):
-        if types.get(n) not in (None, "counter"):
+        if types.get(n) not in (None, "counter") and family(n) == n:
             errs.append(f"{f}: {fn}() over {n}, a {types[n]}")
 missing = sorted(set(types) - used["ops/grafana/starling-dashboard.json"])
 if missing: errs.append("not on the dashboard: " + ", ".join(missing))
@@ -390,7 +416,21 @@ nginx_proxy() {
         "https://127.0.0.1:$NGX_HTTPS/v1/channels/$ch/events?lastEventId=earliest")
   case $out in *first-line*second-line*proto=2*) ;; *) echo "HTTP/2 replay through nginx failed: $out"; return 1 ;; esac
   [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$NGX_HTTP/v1/x")" = 308 ] || { echo "port 80 does not redirect"; return 1; }
-  echo "SSE over HTTP/1.1 and HTTP/2, streamed NDJSON publish, redirect, /metrics hidden"
+  # The browser module and the demo page pass through (the README tells pages to load them).
+  out=$(curl -sk --max-time 5 -o "$WORK/starling.js" -w '%{http_code} %{content_type}' "https://127.0.0.1:$NGX_HTTPS/starling.js")
+  case $out in "200 text/javascript"*) ;; *) echo "/starling.js through nginx: $out"; return 1 ;; esac
+  grep -q "export" "$WORK/starling.js" || { echo "/starling.js through nginx is not the module"; return 1; }
+  out=$(curl -sk --max-time 5 -o /dev/null -w '%{http_code} %{content_type}' "https://127.0.0.1:$NGX_HTTPS/demo")
+  case $out in "200 text/html"*) ;; *) echo "/demo through nginx: $out"; return 1 ;; esac
+  # A token in the query string (what EventSource sends) never reaches the access log.
+  local secret_token="eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJvcHMtY2hlY2sifQ.c2lnbmF0dXJlLW11c3Qtbm90LWJlLWxvZ2dlZA"
+  curl -sk --max-time 5 -o /dev/null "https://127.0.0.1:$NGX_HTTPS/v1/channels/$ch?access_token=$secret_token&lastEventId=earliest"
+  curl -s --max-time 5 -o /dev/null "http://127.0.0.1:$NGX_HTTP/v1/channels/$ch/events?access_token=$secret_token"
+  local alog="$NGX/logs/starling.access.log"
+  for _ in $(seq 20); do grep -q "/v1/channels/$ch " "$alog" 2>/dev/null && break; sleep 0.1; done
+  if grep -qE "access_token|c2lnbmF0dXJl|\?" "$alog"; then echo "the access log records a query string:"; grep -E "access_token|\?" "$alog" | head -3; return 1; fi
+  grep -q "GET /v1/channels/$ch " "$alog" || { echo "the access log has no line for the request"; tail -3 "$alog"; return 1; }
+  echo "SSE over HTTP/1.1 and HTTP/2, streamed NDJSON publish, /starling.js and /demo, redirect, /metrics hidden, no query string in the access log"
 }
 check "nginx config" nginx_config
 check "nginx proxy" nginx_proxy
@@ -413,6 +453,20 @@ systemd_unit() {
   fi
 }
 check "systemd unit" systemd_unit
+
+# The shipped config file and env file, read by the binary itself: `starling check` with
+# the env file's variables (the shipped files name no Redis, so nothing is dialled).
+systemd_config() {
+  local vars=()
+  while IFS= read -r line; do
+    case $line in ''|\#*) ;; STARLING_*=*) vars+=("$line") ;; *) echo "starling.env: not VAR=value: $line"; return 1 ;; esac
+  done <ops/systemd/starling.env
+  local out
+  out=$(starling_clean env "${vars[@]}" "$BIN" check --config ops/systemd/starling.toml 2>&1) || { echo "$out"; return 1; }
+  grep -q "configuration OK" <<<"$out" || { echo "$out"; return 1; }
+  echo "starling check: $(grep -c ' # ' <<<"$out") settings, configuration OK"
+}
+check "systemd config (starling check)" systemd_config
 
 # ---- Prometheus ---------------------------------------------------------------------------
 if [ -n "$PROMTOOL" ]; then
@@ -463,7 +517,7 @@ check "container files (static)" python3 "$WORK/container.py" "$ROOT"
 deploy_docs() {
   [ -f docs/deploy.md ] || { echo "no docs/deploy.md"; return 1; }
   local f missing=()
-  for f in ops/nginx/starling.conf ops/systemd/starling.service ops/systemd/starling.env \
+  for f in ops/nginx/starling.conf ops/systemd/starling.service ops/systemd/starling.env ops/systemd/starling.toml \
            ops/prometheus/prometheus.yml ops/prometheus/alerts.yml ops/grafana/starling-dashboard.json \
            ops/container/Containerfile ops/scripts/check-ops.sh; do
     [ -f "$f" ] || missing+=("$f (file)")
