@@ -25,17 +25,20 @@ public struct TokenSigner: Sendable {
         }
     }
 
-    /// A token carrying `{"starling":{"publish":…,"subscribe":…}}` and the given times.
-    public func token(publish: [String] = [], subscribe: [String] = [], expiresAt: Int? = nil,
+    /// A token carrying `{"starling":{"publish":…,"subscribe":…,"cancel":…}}` and the given
+    /// times (`cancel` only when given).
+    public func token(publish: [String] = [], subscribe: [String] = [], cancel: [String] = [], expiresAt: Int? = nil,
                       notBefore: Int? = nil, subject: String? = nil) throws -> String {
         var members: [(String, JSONValue)] = []
         if let subject { members.append(("sub", .string(subject))) }
         if let expiresAt { members.append(("exp", .number(String(expiresAt)))) }
         if let notBefore { members.append(("nbf", .number(String(notBefore)))) }
-        members.append(("starling", .object([
+        var claims: [(String, JSONValue)] = [
             ("publish", .array(publish.map(JSONValue.string))),
             ("subscribe", .array(subscribe.map(JSONValue.string))),
-        ])))
+        ]
+        if !cancel.isEmpty { claims.append(("cancel", .array(cancel.map(JSONValue.string)))) }
+        members.append(("starling", .object(claims)))
         return try sign(payloadJSON: JSONWriter.compact(.object(members)))
     }
 

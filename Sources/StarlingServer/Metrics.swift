@@ -11,6 +11,8 @@ struct Metrics: Sendable {
     var slowConsumerDisconnects = 0
     var shedForGlobalCap = 0
     var gapsReported = 0
+    var cancels = 0
+    var streamsStopped = 0
     var subscribers = 0
     /// Figures read off the loop at scrape time.
     var connections = 0
@@ -30,6 +32,8 @@ struct Metrics: Sendable {
         m.slowConsumerDisconnects += b.slowConsumerDisconnects
         m.shedForGlobalCap += b.shedForGlobalCap
         m.gapsReported += b.gapsReported
+        m.cancels += b.cancels
+        m.streamsStopped += b.streamsStopped
         m.subscribers += b.subscribers
         m.connections += b.connections
         m.refusedConnections += b.refusedConnections
@@ -60,6 +64,8 @@ struct Metrics: Sendable {
         counter("starling_slow_consumer_disconnects_total", "Subscribers closed because their queue overflowed.", slowConsumerDisconnects)
         counter("starling_shed_global_cap_total", "Subscribers closed to keep all queues under the global cap.", shedForGlobalCap)
         counter("starling_gaps_reported_total", "starling.gap notices sent.", gapsReported)
+        counter("starling_cancels_total", "Channels ended by Stop (POST /v1/channels/{ch}/cancel).", cancels)
+        counter("starling_publish_streams_stopped_total", "Streaming publishes answered 409 because their channel was cancelled or abandoned.", streamsStopped)
         counter("starling_refused_connections_total", "Connections refused at the connection limit.", refusedConnections)
         counter("starling_subscribers", "Open SSE subscriptions.", subscribers, type: "gauge")
         counter("starling_connections", "Open client connections.", connections, type: "gauge")

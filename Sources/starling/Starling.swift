@@ -57,6 +57,8 @@ struct Serve: ParsableCommand {
     var jwtPublicKey: [String] = []
     @Option(help: "Channel or prefix* pattern anonymous clients may subscribe to (repeatable).")
     var publicSubscribe: [String] = []
+    @Option(help: "Channel or prefix* pattern whose subscribers start at the earliest retained event when they give no resume point (repeatable; for per-generation channels).")
+    var subscribeFromStart: [String] = []
     @Option(help: "Cookie that may carry the JWT (after Authorization: Bearer and ?access_token=).")
     var jwtCookie = "starling_token"
     @Option(help: "Event loops, each on its own thread with its own listener on the port (default: the cores this process may run on).")
@@ -89,6 +91,10 @@ struct Serve: ParsableCommand {
         config.http.headTimeoutMs = UInt64(max(0.1, headTimeout) * 1000)
         config.http.idleTimeoutMs = UInt64(max(0.1, idleTimeout) * 1000)
         config.http.maxConnections = maxConnections
+        guard let fromStart = ChannelPatterns(subscribeFromStart) else {
+            throw ValidationError("--subscribe-from-start takes a channel name or a prefix followed by *")
+        }
+        config.subscribeFromStart = fromStart
 
         let loopCount = threads ?? LoopGroup.availableCores
         guard (1...256).contains(loopCount) else { throw ValidationError("--threads takes 1 to 256") }
