@@ -85,7 +85,9 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
     }
 
     public func cancel(_ channel: String, data: String, completion: @escaping (Result<StoredEvent, BrokerError>) -> Void) {
-        onOwner(of: channel, completion) { store, done in store.cancel(channel, data: data, completion: done) }
+        let o = owner(of: channel)
+        if o == index { return partition.cancel(channel, data: data, completion: completion) }
+        onLoop(o, completion) { store, done in store.cancel(channel, data: data, completion: done) }
     }
 
     public func holdLease(_ channel: String) {
