@@ -12,7 +12,11 @@ import JWTKit
 import StarlingCore
 
 /// What a request wants to do.
-public enum AuthAction: Sendable { case publish, subscribe }
+public enum AuthAction: Sendable {
+    case publish, subscribe
+    /// Stop (`POST /v1/channels/{ch}/cancel`): the `cancel` claims, or `publish`.
+    case cancel
+}
 
 public final class Authorizer: @unchecked Sendable {
     public let config: AuthConfig
@@ -54,10 +58,12 @@ public final class Authorizer: @unchecked Sendable {
     /// For a streaming publish: authenticate at the head, then `grant.check` per event.
     public func authenticate(token: String?, nowSeconds: Int = Authorizer.nowSeconds()) throws(BrokerError) -> Grant {
         if isOpen {
-            return Grant(kind: .open, expiresAt: nil, subject: nil, publish: .everything, subscribe: .everything)
+            return Grant(kind: .open, expiresAt: nil, subject: nil, publish: .everything, subscribe: .everything,
+                         cancel: .everything)
         }
         guard let token, !token.isEmpty else {
-            return Grant(kind: .anonymous, expiresAt: nil, subject: nil, publish: .none, subscribe: publicSubscribe)
+            return Grant(kind: .anonymous, expiresAt: nil, subject: nil, publish: .none, subscribe: publicSubscribe,
+                         cancel: .none)
         }
         let claims = try verifiedClaims(token, nowSeconds: nowSeconds)
         let leeway = config.leewaySeconds
@@ -70,7 +76,7 @@ public final class Authorizer: @unchecked Sendable {
         var subscribe = claims.subscribe
         subscribe.formUnion(publicSubscribe)
         return Grant(kind: .token, expiresAt: claims.expiresAt.map { $0 + leeway }, subject: claims.subject,
-                     publish: claims.publish, subscribe: subscribe)
+                     publish: claims.publish, subscribe: subscribe, cancel: claims.cancel)
     }
 
     /// The whole check for one request: authenticate, then every channel for `action`.
@@ -79,7 +85,7 @@ public final class Authorizer: @unchecked Sendable {
     public func authorize(token: String?, action: AuthAction, channels: [String],
                           nowSeconds: Int = Authorizer.nowSeconds()) throws(BrokerError) -> Grant {
         let grant = try authenticate(token: token, nowSeconds: nowSeconds)
-        if grant.kind == .anonymous, action == .publish || channels.isEmpty {
+        if grant.kind == .anonymous, action != .subscribe || channels.isEmpty {
             throw BrokerError(.unauthorized, "unauthorized", "a token is required to \(action)")
         }
         try grant.check(action, channels: channels)

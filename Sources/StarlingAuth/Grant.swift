@@ -17,16 +17,20 @@ public struct Grant: Equatable, Sendable {
     public let subject: String?
     let publish: ChannelPatterns
     let subscribe: ChannelPatterns
+    /// Channels the token may Stop, beside those it may publish to.
+    let cancel: ChannelPatterns
 
-    init(kind: Kind, expiresAt: Int?, subject: String?, publish: ChannelPatterns, subscribe: ChannelPatterns) {
+    init(kind: Kind, expiresAt: Int?, subject: String?, publish: ChannelPatterns, subscribe: ChannelPatterns,
+         cancel: ChannelPatterns = .none) {
         self.kind = kind; self.expiresAt = expiresAt; self.subject = subject
-        self.publish = publish; self.subscribe = subscribe
+        self.publish = publish; self.subscribe = subscribe; self.cancel = cancel
     }
 
     public func permits(_ action: AuthAction, channel: String) -> Bool {
         switch action {
         case .publish: return publish.admits(channel)
         case .subscribe: return subscribe.admits(channel)
+        case .cancel: return cancel.admits(channel) || publish.admits(channel)
         }
     }
 

@@ -25,8 +25,8 @@ public struct TokenSigner: Sendable {
         }
     }
 
-    /// A token carrying `{"starling":{"publish":…,"subscribe":…}}` (and `cancel` when
-    /// given) and the given times.
+    /// A token carrying `{"starling":{"publish":…,"subscribe":…,"cancel":…}}` and the given
+    /// times (`cancel` only when given).
     public func token(publish: [String] = [], subscribe: [String] = [], cancel: [String] = [], expiresAt: Int? = nil,
                       notBefore: Int? = nil, subject: String? = nil) throws -> String {
         var members: [(String, JSONValue)] = []

@@ -15,6 +15,7 @@ struct TokenClaims: Equatable, Sendable {
     var subject: String?
     var publish: ChannelPatterns
     var subscribe: ChannelPatterns
+    var cancel = ChannelPatterns.none
 }
 
 struct TokenVerifier {
@@ -64,13 +65,15 @@ struct TokenVerifier {
             guard let s = sub.stringValue else { throw invalid("sub is not a string") }
             subject = s
         }
-        var publish = ChannelPatterns.none, subscribe = ChannelPatterns.none
+        var publish = ChannelPatterns.none, subscribe = ChannelPatterns.none, cancel = ChannelPatterns.none
         if let starling = payload["starling"] {
             guard case .object = starling else { throw invalid("the starling claim is not an object") }
             publish = try patterns(starling["publish"], "publish")
             subscribe = try patterns(starling["subscribe"], "subscribe")
+            cancel = try patterns(starling["cancel"], "cancel")
         }
-        return TokenClaims(expiresAt: exp, notBefore: nbf, subject: subject, publish: publish, subscribe: subscribe)
+        return TokenClaims(expiresAt: exp, notBefore: nbf, subject: subject, publish: publish, subscribe: subscribe,
+                           cancel: cancel)
     }
 
     /// RFC 7519 NumericDate: a JSON number of seconds, possibly fractional; we keep whole

@@ -31,6 +31,8 @@ public struct ServeSettings: Sendable {
     /// PEM text of each `jwt_public_key` file, in order.
     public var jwtPublicKeyPEMs: [String]
     public var publicSubscribe: [String]
+    /// Patterns of channels a subscriber with no resume point reads from `earliest`.
+    public var subscribeFromStart: [String]
     public var jwtCookie: String
     /// A swift-log level name (checked).
     public var logLevel: String
@@ -124,6 +126,7 @@ public struct ServeSettings: Sendable {
         for path in keyFiles { pems.append(try r.readFile(.jwtPublicKey, path)) }
         jwtPublicKeyPEMs = pems
         publicSubscribe = try r.list(.publicSubscribe)
+        subscribeFromStart = try r.list(.subscribeFromStart)
         jwtCookie = try r.value(.jwtCookie) { text, fail throws(ConfigError) in
             guard !text.isEmpty, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }) else {
                 throw fail("'\(text)' is not a cookie name (letters, digits, _ - .)")

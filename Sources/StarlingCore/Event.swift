@@ -37,11 +37,16 @@ public struct EventDraft: Equatable, Sendable {
     public var epoch: Int64?
     /// Only on `POST /v1/events`, where each object names its channel.
     public var channel: String?
+    /// The channel's lease in milliseconds (`"lease"` in seconds, or `Starling-Lease`): set
+    /// or changed by this event, renewed by every later one (SPEC §4).
+    public var leaseMs: UInt64?
 
     public init(name: String = "message", data: EventData, conflate: String? = nil, final: Bool = false,
-                producer: String? = nil, seq: Int64? = nil, epoch: Int64? = nil, channel: String? = nil) {
+                producer: String? = nil, seq: Int64? = nil, epoch: Int64? = nil, channel: String? = nil,
+                leaseMs: UInt64? = nil) {
         self.name = name; self.data = data; self.conflate = conflate; self.final = final
         self.producer = producer; self.seq = seq; self.epoch = epoch; self.channel = channel
+        self.leaseMs = leaseMs
     }
 }
 

@@ -96,7 +96,18 @@ public enum PublishBody {
         return d
     }
 
-    static let knownKeys: Set<String> = ["event", "data", "conflate", "final", "producer", "seq", "epoch", "channel", "id"]
+    static let knownKeys: Set<String> = ["event", "data", "conflate", "final", "producer", "seq", "epoch", "channel", "id", "lease"]
+
+    /// A lease runs from 1 second to a day: shorter would be lost between two checks.
+    public static let leaseSeconds = 1.0...86_400.0
+
+    /// A lease in seconds (a JSON number's text, or the `Starling-Lease` header) as
+    /// milliseconds; nil unless it is a plain decimal number within `leaseSeconds`.
+    public static func leaseMs(_ text: String) -> UInt64? {
+        guard !text.isEmpty, text.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E }),
+              let seconds = Double(text), leaseSeconds.contains(seconds) else { return nil }
+        return UInt64((seconds * 1000).rounded())
+    }
 
     /// One event object → a draft, or an error that names `place`.
     public static func draft(from value: JSONValue, limits: PublishLimits, channelKey: Bool,
@@ -145,8 +156,13 @@ public enum PublishBody {
                 d.channel = s
             case "id":
                 throw bad(place, "\"id\" is assigned by the broker and cannot be sent")
+            case "lease":
+                guard case .number(let text) = v, let ms = leaseMs(text) else {
+                    throw bad(place, "\"lease\" must be a number of seconds from 1 to 86400")
+                }
+                d.leaseMs = ms
             default:
-                throw bad(place, "unknown field \"\(key)\" (known: event, data, conflate, final, producer, seq, epoch)")
+                throw bad(place, "unknown field \"\(key)\" (known: event, data, conflate, final, producer, seq, epoch, lease)")
             }
         }
         guard hasData else { throw bad(place, "\"data\" is missing") }
@@ -186,7 +202,8 @@ public enum PublishBody {
 
 extension PublishBody {
     /// `text/event-stream`: each dispatched event becomes one event with its name and data.
-    public static func parseEventStream(_ body: [UInt8], limits: PublishLimits) throws -> [EventDraft] {
+    /// `finalEvent` (`?final_event=NAME`) marks the event of that name final.
+    public static func parseEventStream(_ body: [UInt8], limits: PublishLimits, finalEvent: String? = nil) throws -> [EventDraft] {
         if let bad = UTF8Check.firstInvalidOffset(body) {
             throw BrokerError(.badRequest, "bad_utf8", "the body is not valid UTF-8 at byte \(bad)")
         }
@@ -195,11 +212,38 @@ extension PublishBody {
         messages += parser.feed([0x0A, 0x0A])  // a stream that ends without its blank line
         var drafts: [EventDraft] = []
         for (k, m) in messages.enumerated() {
-            let d = EventDraft(name: m.event, data: .text(m.data))
+            let d = EventDraft(name: m.event, data: .text(m.data), final: m.event == finalEvent)
             try check(d, limits: limits, place: "event [\(k)]")
             drafts.append(d)
         }
         guard !drafts.isEmpty else { throw BrokerError(.badRequest, "empty_batch", "the stream holds no events") }
         return drafts
+    }
+}
+
+extension PublishBody {
+    public static let maxCancelReasonBytes = 1024
+
+    /// The body of `POST /v1/channels/{ch}/cancel`: empty, or `{"reason": string | null}`.
+    public static func cancelReason(_ body: [UInt8]) throws -> String? {
+        if body.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) { return nil }
+        let value: JSONValue
+        do { value = try JSONParser.parse(body) } catch let e as JSONError {
+            throw BrokerError(.badRequest, "bad_json", "invalid JSON: \(e)")
+        }
+        guard case .object(let members) = value else {
+            throw BrokerError(.badRequest, "bad_cancel", "the body must be empty or {\"reason\":\"…\"}")
+        }
+        var reason: String?
+        for (key, v) in members {
+            guard key == "reason" else { throw BrokerError(.badRequest, "bad_cancel", "unknown field \"\(key)\" (known: reason)") }
+            switch v {
+            case .null: reason = nil
+            case .string(let s) where s.utf8.count <= maxCancelReasonBytes: reason = s
+            default:
+                throw BrokerError(.badRequest, "bad_cancel", "\"reason\" must be a string of at most \(maxCancelReasonBytes) bytes, or null")
+            }
+        }
+        return reason
     }
 }

@@ -23,8 +23,14 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     /// The process's brokers (this one included); set by `BrokerGroup.init` before the
     /// loops run, and never nil after.
     var group: BrokerGroup!
-    /// Local subscription legs per channel; a channel is watched in the store while it has any.
+    /// Local subscription legs per channel; a channel is watched in the store while it has
+    /// any, or while a streaming publish to it is open here (`ingests`).
     var channels: [String: [ChannelLeg]] = [:]
+    /// Open streaming publishes per channel: they learn of a Stop or an abandonment through
+    /// the same fan-out as subscribers (Lifecycle.swift).
+    var ingests: [String: [IngestStream]] = [:]
+    /// Open streaming publishes that hold their channels' leases.
+    var leaseHolders: [ObjectIdentifier: IngestStream] = [:]
     let heartbeat = SharedBytes(SSEEncoder.comment(""))
     private var ticks = 0
 
@@ -88,6 +94,8 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
             case .channelInfo(let channel):
                 _ = try authorize(request, .subscribe, [channel])
                 channelInfo(channel, request, connection)
+            case .channelCancel(let channel):
+                cancel(channel, try authorize(request, .cancel, [channel]), request, connection)
             case .channelEvents(let channel):
                 if request.method == "POST" {
                     publish(channel, try authorize(request, .publish, [channel]), request, connection)
@@ -153,7 +161,8 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
                 group.collect(from: self, { broker, reply in reply(broker.channels[channel]?.count ?? 0) }) { [self] counts in
                     let lastID = info.lastID.map { "\"\($0)\"" } ?? "null"
                     respond(request, connection, .json(200,
-                        "{\"last_id\":\(lastID),\"length\":\(info.length),\"final\":\(info.final),\"subscribers\":\(counts.reduce(0, +))}"))
+                        "{\"last_id\":\(lastID),\"length\":\(info.length),\"final\":\(info.final),\"state\":\"\(info.state.rawValue)\","
+                        + "\"subscribers\":\(counts.reduce(0, +))}"))
                 }
             }
         }
@@ -162,6 +171,7 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     // MARK: fan-out
 
     public func store(didAppend events: [StoredEvent], to channel: String) {
+        if let last = events.last, last.final, let streams = ingests[channel] { for s in streams { s.channelEnded(by: last) } }
         guard let legs = channels[channel] else { return }
         for event in events {
             for leg in legs { leg.live(event) }
@@ -170,7 +180,7 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     }
 
     func add(_ leg: ChannelLeg) {
-        if channels[leg.channel] == nil { store.watch(leg.channel) }
+        if channels[leg.channel] == nil, ingests[leg.channel] == nil { store.watch(leg.channel) }
         leg.index = channels[leg.channel, default: []].count
         channels[leg.channel, default: []].append(leg)
         metrics.subscribers += 1
@@ -184,7 +194,7 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         metrics.subscribers -= 1
         if list.isEmpty {
             channels[leg.channel] = nil
-            store.unwatch(leg.channel)
+            if ingests[leg.channel] == nil { store.unwatch(leg.channel) }
         } else {
             channels[leg.channel] = list
         }
@@ -193,6 +203,7 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     // MARK: housekeeping
 
     private func tick(nowMs: UInt64) {
+        holdLeases(nowMs: nowMs)
         ticks += 1
         guard ticks % 5 == 0 else { return }
         store.tick(nowMs: WallClock.nowMs())

@@ -1,5 +1,6 @@
 // BrokerConfig: every knob of `starling serve` that the broker itself reads.
 import Logging
+import StarlingAuth
 import StarlingHTTP
 
 public struct BrokerConfig {
@@ -16,6 +17,9 @@ public struct BrokerConfig {
     public var replayPageSize = 1024
     /// The reconnect delay sent in every stream's opening `retry:` line.
     public var retryMs = 2_000
+    /// `--subscribe-from-start PATTERN`: a subscribe with no resume point to a matching
+    /// channel starts at `earliest` instead of live (per-generation channels).
+    public var subscribeFromStart = ChannelPatterns.none
     public var http = HTTPLimits()
     /// Where access-log lines go (`access_log`); nil: none.
     public var accessLog: Logger?

@@ -1,13 +1,21 @@
 // IngestStream: a publish body read as it arrives (SPEC §4). NDJSON lines and SSE
 // events are stored the moment their line ends, so one request can carry a whole
-// generation while subscribers already see its first tokens. A bad line answers a JSON
-// error naming it and closes the request: lines before it stay published, nothing after
-// it is applied. The answer `{"count","first","last"}` comes when the body ends.
+// generation while subscribers already see its first tokens. A refused line (400, 401,
+// 409, 413) is answered at once, as soon as the lines before it are stored, with a JSON
+// error naming it, and the connection closes after the answer: lines before it stay
+// published, nothing after it is applied. The answer `{"count","first","last"}` comes
+// when the body ends.
+//
+// Lifecycle: while open, the stream watches its channels like a subscriber (Broker's
+// `ingests`), so a Stop or an abandonment on any loop or node answers it 409 at once
+// (`channel_cancelled`, `channel_abandoned`) and closes its connection; and it holds the
+// leases of its channels (renewed every third of the lease) until its body ends or its
+// connection closes.
 import StarlingAuth
 import StarlingCore
 import StarlingHTTP
 
-final class IngestStream: BodyStream {
+final class IngestStream: BodyStream, StreamDelegate {
     enum Format { case ndjson, eventStream }
 
     private unowned(unsafe) let broker: Broker
@@ -25,22 +33,44 @@ final class IngestStream: BodyStream {
     private var utf8Carry: [UInt8] = []
     private var inFlight = 0
     private var ended = false
+    /// The first refusal; answered once the appends in flight before it are done.
+    private var refusal: BrokerError?
     private var answered = false
     private var tally = PublishTally()
+    /// `Starling-Lease`: the lease every event of this body carries (unless it names its own).
+    private let leaseMs: UInt64?
+    /// `?final_event=NAME` (SSE bodies): the event of that name is final.
+    private let finalEvent: String?
+    /// Channels whose end this stream watches (its route's, or each one a line named).
+    private var watched: [String] = []
+    /// Channels this stream sent a leased event to, and how often it renews them.
+    private var leased: [String] = []
+    private var holdEveryMs: UInt64?
+    private var lastHoldMs: UInt64 = 0
+    private var detached = false
 
-    init(broker: Broker, request: Request, connection: Connection, channel: String?, grant: Grant, format: Format) {
+    init(broker: Broker, request: Request, connection: Connection, channel: String?, grant: Grant, format: Format,
+         leaseMs: UInt64?, finalEvent: String?) {
         self.grant = grant
         self.broker = broker
         self.request = request
         self.connection = connection
         self.channel = channel
         self.format = format
+        self.leaseMs = leaseMs
+        self.finalEvent = finalEvent
+    }
+
+    /// Joins the fan-out of its channel and learns when its connection closes.
+    func start() {
+        connection.streamDelegate = self
+        if let channel { watch(channel) }
     }
 
     private var lineLimit: Int { broker.config.maxEventBytes + 4096 }
 
     func receive(_ bytes: UnsafeRawBufferPointer) {
-        guard !answered else { return }
+        guard refusal == nil, !answered else { return }
         switch format {
         case .ndjson: receiveLines(bytes)
         case .eventStream: receiveEvents(bytes)
@@ -48,8 +78,9 @@ final class IngestStream: BodyStream {
     }
 
     func end() {
-        guard !answered else { return }
+        guard refusal == nil, !answered else { return }
         ended = true
+        stopHolding()  // the request is complete: it holds nothing any more
         switch format {
         case .ndjson:
             if !line.isEmpty { var drafts: [EventDraft] = []; if takeLine(into: &drafts) { publish(drafts) } else { return } }
@@ -57,7 +88,7 @@ final class IngestStream: BodyStream {
             if !utf8Carry.isEmpty { return fail(BrokerError(.badRequest, "bad_utf8", "the body ends inside a UTF-8 character")) }
             publish(drafts(from: sse.feed([0x0A, 0x0A])))  // an event without its blank line still counts
         }
-        finishIfDone()
+        answerIfDone()
     }
 
     // MARK: NDJSON
@@ -91,8 +122,9 @@ final class IngestStream: BodyStream {
             if grant.expiresAt != nil, grant.isExpired(nowSeconds: Authorizer.nowSeconds()) {
                 throw BrokerError(.unauthorized, "unauthorized", "line \(lineNumber): the token expired during the publish")
             }
-            if let d = try PublishBody.parseLine(line[...], line: lineNumber, limits: broker.publishLimits,
+            if var d = try PublishBody.parseLine(line[...], line: lineNumber, limits: broker.publishLimits,
                                                  channelKey: channel == nil) {
+                if d.leaseMs == nil { d.leaseMs = leaseMs }
                 if let ch = d.channel {
                     do { try grant.check(.publish, channels: [ch]) } catch {
                         let e = error
@@ -130,7 +162,7 @@ final class IngestStream: BodyStream {
         var out: [EventDraft] = []
         for m in messages {
             lineNumber += 1
-            let d = EventDraft(name: m.event, data: .text(m.data))
+            let d = EventDraft(name: m.event, data: .text(m.data), final: m.event == finalEvent, leaseMs: leaseMs)
             do {
                 _ = try PublishBody.draft(from: .object([("event", .string(m.event)), ("data", .string(m.data))]),
                                           limits: broker.publishLimits, channelKey: false, place: "event \(lineNumber)")
@@ -176,8 +208,10 @@ final class IngestStream: BodyStream {
         for ch in order {
             inFlight += 1
             let batch = groups[ch]!
+            if channel == nil, !watched.contains(ch) { watch(ch) }
+            if let ms = batch.compactMap(\.leaseMs).min() { hold(ch, leaseMs: ms) }
             broker.append(batch, channel: ch) { [self] t in
-                if let failure = t.failure, let k = failure.eventIndex, k > 0, k < batch.count, !answered {
+                if let failure = t.failure, let k = failure.eventIndex, k > 0, k < batch.count, refusal == nil {
                     // The store judges a batch whole; a stream is judged event by event, so
                     // the events before the refused one are stored, then the refusal answered.
                     return broker.append(Array(batch[..<k]), channel: ch) { [self] before in
@@ -189,25 +223,93 @@ final class IngestStream: BodyStream {
                 inFlight -= 1
                 if let failure = t.failure { return fail(failure) }
                 tally.merge(t)
-                finishIfDone()
+                answerIfDone()
             }
         }
     }
 
-    private func finishIfDone() {
-        guard ended, inFlight == 0, !answered else { return }
-        answered = true
-        broker.respond(request, connection, .json(200, tally.answer(perChannel: channel == nil)))
+    /// Refuses the rest of the body: nothing more is read or stored; the answer goes out as
+    /// soon as the appends already in flight are done (so its count is exact).
+    private func fail(_ error: BrokerError) {
+        guard refusal == nil, !answered else { return }
+        refusal = error
+        stopHolding()
+        answerIfDone()
     }
 
-    private func fail(_ error: BrokerError) {
-        guard !answered else { return }
+    private func answerIfDone() {
+        guard !answered, inFlight == 0 else { return }
+        if var e = refusal {
+            answered = true
+            e.message += "; \(tally.count) event(s) before it were published"
+            var r = e.httpError.response
+            broker.answered(request, status: r.status, bytes: r.body.count, error: e)
+            r.headers += broker.cors.headers(for: request)
+            // Closed after the answer while the body is still coming: the worker's next
+            // write finds the connection gone, and nothing after the refusal is read.
+            connection.respond(to: request, r, close: !ended)
+        } else if ended {
+            answered = true
+            broker.respond(request, connection, .json(200, tally.answer(perChannel: channel == nil)))
+        } else {
+            return
+        }
+        detach()
+    }
+
+    // MARK: lifecycle
+
+    /// A final event of a watched channel: a Stop or an abandonment ends this request with
+    /// its 409. (A publisher's own final event is refused line by line by the store.)
+    func channelEnded(by event: StoredEvent) {
+        let state = ChannelState(finalEventNamed: event.name)
+        guard state == .cancelled || state == .abandoned, refusal == nil, !answered else { return }
+        broker.metrics.streamsStopped += 1
+        broker.logger.info("streaming publish to \(event.channel) answered 409: the channel was \(state.rawValue)")
+        fail(state.refusal(channel: event.channel))
+    }
+
+    private func watch(_ ch: String) {
+        watched.append(ch)
+        broker.watchEnd(of: ch, for: self)
+    }
+
+    /// This stream sent `ch` an event with a lease: it renews the lease while it is open.
+    private func hold(_ ch: String, leaseMs ms: UInt64) {
+        guard !ended, refusal == nil else { return }
+        if !leased.contains(ch) { leased.append(ch) }
+        let every = max(100, ms / 3)
+        if holdEveryMs.map({ every < $0 }) ?? true { holdEveryMs = every }
+        if lastHoldMs == 0 { lastHoldMs = broker.http.nowMs }
+        broker.leaseHolders[ObjectIdentifier(self)] = self
+    }
+
+    func holdLeaseIfDue(nowMs: UInt64) {
+        guard let every = holdEveryMs, nowMs >= lastHoldMs + every else { return }
+        lastHoldMs = nowMs
+        for ch in leased { broker.store.holdLease(ch) }
+    }
+
+    private func stopHolding() {
+        holdEveryMs = nil
+        broker.leaseHolders[ObjectIdentifier(self)] = nil
+    }
+
+    /// Leaves the fan-out and the lease holders: the request is answered or its connection gone.
+    private func detach() {
+        guard !detached else { return }
+        detached = true
+        stopHolding()
+        for ch in watched { broker.unwatchEnd(of: ch, for: self) }
+        watched = []
+        if connection.streamDelegate === self { connection.streamDelegate = nil }
+    }
+
+    func streamHasRoom(_ connection: Connection) {}
+
+    /// The worker's connection closed (it died, or gave up): its leases run out from here.
+    func streamDidClose(_ connection: Connection) {
         answered = true
-        var e = error
-        e.message += "; \(tally.count) event(s) before it were published"
-        var r = e.httpError.response
-        broker.answered(request, status: r.status, bytes: r.body.count, error: e)
-        r.headers += broker.cors.headers(for: request)
-        connection.respond(to: request, r, close: !ended)
+        detach()
     }
 }

@@ -41,6 +41,8 @@ struct Metrics: Sendable {
     var slowConsumerDisconnects = 0
     var shedForGlobalCap = 0
     var gapsReported = 0
+    var cancels = 0
+    var streamsStopped = 0
     var subscribers = 0
     var authRefusals401 = 0
     var authRefusals403 = 0
@@ -91,6 +93,8 @@ struct Metrics: Sendable {
         m.slowConsumerDisconnects += b.slowConsumerDisconnects
         m.shedForGlobalCap += b.shedForGlobalCap
         m.gapsReported += b.gapsReported
+        m.cancels += b.cancels
+        m.streamsStopped += b.streamsStopped
         m.subscribers += b.subscribers
         m.authRefusals401 += b.authRefusals401
         m.authRefusals403 += b.authRefusals403

@@ -35,6 +35,8 @@ enum MetricsText {
         one("starling_slow_consumer_disconnects_total", "Subscribers closed because their queue overflowed.", s.slowConsumerDisconnects)
         one("starling_shed_global_cap_total", "Subscribers closed to keep all queues under the global cap.", s.shedForGlobalCap)
         one("starling_gaps_reported_total", "starling.gap notices sent.", s.gapsReported)
+        one("starling_cancels_total", "Channels ended by Stop (POST /v1/channels/{ch}/cancel).", s.cancels)
+        one("starling_publish_streams_stopped_total", "Streaming publishes answered 409 because their channel was cancelled or abandoned.", s.streamsStopped)
         one("starling_refused_connections_total", "Connections refused at the connection limit.", s.refusedConnections)
         one("starling_subscribers", "Open SSE subscriptions.", s.subscribers, type: "gauge")
         one("starling_connections", "Open client connections.", s.connections, type: "gauge")

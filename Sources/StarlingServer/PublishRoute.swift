@@ -24,12 +24,16 @@ extension Broker {
               type == .ndjson || type == .eventStream, let route = try? Route.match(request.path) else { return nil }
         let channel: String?
         let grant: Grant
+        let leaseMs: UInt64?
+        let finalEvent: String?
         do {
             switch route {
             case .channelEvents(let ch): channel = ch; grant = try authorize(request, .publish, [ch])
             case .events: channel = nil; grant = try authenticate(request)
             default: return nil
             }
+            leaseMs = try leaseHeader(request)
+            finalEvent = try finalEventName(request)
         } catch let e as BrokerError {
             // Refused at the head: answer now, read nothing more of this connection.
             var r = e.httpError.response
@@ -38,28 +42,54 @@ extension Broker {
             connection.respond(to: request, r, close: true)
             return DiscardedBody()
         } catch { return nil }
+        let stream: IngestStream
         switch type {
         case .ndjson:
-            return IngestStream(broker: self, request: request, connection: connection, channel: channel, grant: grant, format: .ndjson)
+            stream = IngestStream(broker: self, request: request, connection: connection, channel: channel, grant: grant,
+                                  format: .ndjson, leaseMs: leaseMs, finalEvent: nil)
         case .eventStream:
             guard channel != nil else { return nil }  // SSE carries no channel per event
-            return IngestStream(broker: self, request: request, connection: connection, channel: channel, grant: grant,
-                                format: .eventStream)
+            stream = IngestStream(broker: self, request: request, connection: connection, channel: channel, grant: grant,
+                                  format: .eventStream, leaseMs: leaseMs, finalEvent: finalEvent)
         default: return nil
         }
+        stream.start()
+        return stream
+    }
+
+    /// `Starling-Lease: <seconds>`: the lease of every event of the body that names none.
+    func leaseHeader(_ request: Request) throws -> UInt64? {
+        guard let text = request.header("starling-lease") else { return nil }
+        guard let ms = PublishBody.leaseMs(text) else {
+            throw BrokerError(.badRequest, "bad_lease", "Starling-Lease must be a number of seconds from 1 to 86400")
+        }
+        return ms
+    }
+
+    /// `?final_event=NAME` on a `text/event-stream` body: the event of that name is final.
+    func finalEventName(_ request: Request) throws -> String? {
+        guard let name = request.queryValue("final_event") else { return nil }
+        guard Names.isValidEventName(name), !Names.isReserved(name) else {
+            throw BrokerError(.badRequest, "bad_final_event", "final_event must be an event name: 1–64 bytes of [A-Za-z0-9._:-], not starting \"starling.\"")
+        }
+        return name
     }
 
     func publish(_ channel: String, _ grant: Grant, _ request: Request, _ connection: Connection) {
-        let drafts: [EventDraft]
+        var drafts: [EventDraft]
         do {
             switch try mediaType(request) {
             case .json: drafts = try PublishBody.parseJSON(request.body, limits: publishLimits, channelKey: false)
             case .ndjson: drafts = try PublishBody.parseNDJSON(request.body, limits: publishLimits, channelKey: false)
-            case .eventStream: drafts = try PublishBody.parseEventStream(request.body, limits: publishLimits)
+            case .eventStream:
+                drafts = try PublishBody.parseEventStream(request.body, limits: publishLimits, finalEvent: try finalEventName(request))
             case .plainText:
                 drafts = [try PublishBody.parsePlainText(request.body, name: request.queryValue("event"),
                                                          conflate: request.queryValue("conflate"),
                                                          final: request.queryValue("final") == "true", limits: publishLimits)]
+            }
+            if let ms = try leaseHeader(request) {
+                for k in drafts.indices where drafts[k].leaseMs == nil { drafts[k].leaseMs = ms }
             }
         } catch let e as BrokerError {
             return respond(request, connection, e)

@@ -33,7 +33,7 @@ extension Broker {
     /// One resume point per channel from the header or query value.
     func resumePoints(_ request: Request, channels: [String], multiplexed: Bool) throws -> [ResumePoint] {
         guard let text = request.header("last-event-id") ?? request.queryValue("lastEventId"), !text.isEmpty else {
-            return Array(repeating: .live, count: channels.count)
+            return channels.map { config.subscribeFromStart.admits($0) ? .earliest : .live }
         }
         if multiplexed, text.hasPrefix("m1:") {
             guard let positions = MultiplexCursor.decode(text, channels: channels) else {

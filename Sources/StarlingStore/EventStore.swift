@@ -33,8 +33,10 @@ public struct Gap: Equatable, Sendable {
 public struct ChannelInfo: Equatable, Sendable {
     public var lastID: EventID?
     public var length: Int
-    public var final: Bool
-    public init(lastID: EventID?, length: Int, final: Bool) { self.lastID = lastID; self.length = length; self.final = final }
+    public var state: ChannelState
+    /// Completed, however it ended.
+    public var final: Bool { state != .open }
+    public init(lastID: EventID?, length: Int, state: ChannelState) { self.lastID = lastID; self.length = length; self.state = state }
 }
 
 /// The outcome of an append: the events stored, in order, and how many drafts were
@@ -60,8 +62,12 @@ public protocol EventStore: AnyObject {
 
     /// Stores `drafts` in order as one batch: all or nothing. Producer repeats are
     /// acknowledged, not stored (ProducerSequence.swift). Fails with `.conflict` if the
-    /// channel is final (unless every draft is a repeat) or a producer seq jumps ahead or
-    /// is fenced (`eventIndex` names the draft), `.unavailable` if the store cannot be reached.
+    /// channel has ended (`channel_final`, `channel_cancelled`, `channel_abandoned`; unless
+    /// every draft is a repeat) or a producer seq jumps ahead or is fenced (`eventIndex`
+    /// names the draft), `.unavailable` if the store cannot be reached.
+    /// Leases: a draft's `leaseMs` sets the channel's lease; every stored batch of a leased
+    /// channel renews its deadline. A channel whose deadline has passed is ended as
+    /// abandoned (a `starling.abandoned` final event) before the batch is judged.
     func append(_ drafts: [EventDraft], to channel: String,
                 completion: @escaping (Result<AppendResult, BrokerError>) -> Void)
 
@@ -73,12 +79,22 @@ public protocol EventStore: AnyObject {
 
     func info(_ channel: String, completion: @escaping (Result<ChannelInfo, BrokerError>) -> Void)
 
+    /// Stop: ends the channel (created if it never was) with a final `starling.cancelled`
+    /// event whose data is `data`; it reaches watchers like any event. Fails with
+    /// `.conflict` (the state's code) if the channel has already ended.
+    func cancel(_ channel: String, data: String, completion: @escaping (Result<StoredEvent, BrokerError>) -> Void)
+
+    /// An open streaming publish holds the channel's lease: its deadline moves to now plus
+    /// the lease. Nothing happens on a channel without a lease or one that has ended.
+    func holdLease(_ channel: String)
+
     /// The broker has local subscribers on `channel` (engines that fan in from
     /// elsewhere subscribe only to these) / no longer has any.
     func watch(_ channel: String)
     func unwatch(_ channel: String)
 
-    /// Housekeeping on the loop's tick: retention by age and the like.
+    /// Housekeeping on the loop's tick: retention by age, leases that ran out (each ended
+    /// once, as abandoned, by whichever engine part owns the deadline) and the like.
     func tick(nowMs: UInt64)
 
     /// Counts for /metrics (engines without a connection report zeros).

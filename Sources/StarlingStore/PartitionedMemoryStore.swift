@@ -84,6 +84,18 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
         onLoop(o, completion) { store, done in store.info(channel, completion: done) }
     }
 
+    public func cancel(_ channel: String, data: String, completion: @escaping (Result<StoredEvent, BrokerError>) -> Void) {
+        let o = owner(of: channel)
+        if o == index { return partition.cancel(channel, data: data, completion: completion) }
+        onLoop(o, completion) { store, done in store.cancel(channel, data: data, completion: done) }
+    }
+
+    public func holdLease(_ channel: String) {
+        let o = owner(of: channel)
+        if o == index { return partition.holdLease(channel) }
+        peers[o].send(from: loop) { $0.partition.holdLease(channel) }
+    }
+
     public func watch(_ channel: String) {
         let me = index
         peers[owner(of: channel)].send(from: loop) { $0.addWatcher(me, channel) }

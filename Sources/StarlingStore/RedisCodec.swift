@@ -19,6 +19,8 @@ enum RedisKeys {
 struct RedisNotification {
     var previous: EventID
     var events: [StoredEvent]
+    /// The channel holds a lease (flag `l`): nodes watching it check for its end.
+    var leased = false
 }
 
 /// What XINFO STREAM tells about a channel's retained history.
@@ -100,6 +102,17 @@ enum RedisCodec {
                            conflate: conflate, final: final, storedAtMs: id.ms)
     }
 
+    /// A stream entry stored while its channel held a lease (field `l`).
+    static func isLeased(_ entry: RedisReply) -> Bool {
+        guard let fields = entry.elements?.last?.elements else { return false }
+        var i = 0
+        while i + 1 < fields.count {
+            if fields[i].text == "l" { return true }
+            i += 2
+        }
+        return false
+    }
+
     static func events(_ reply: RedisReply, channel: String) -> [StoredEvent]? {
         guard let entries = reply.elements else { return nil }
         var out: [StoredEvent] = []
@@ -131,6 +144,7 @@ enum RedisCodec {
         guard let previous else { return nil }
         var events: [StoredEvent] = []
         events.reserveCapacity((fields.count - 2) / 5)
+        var leased = false
         var k = 2
         while k < fields.count {
             guard let id = EventID(String(decoding: fields[k], as: UTF8.self)) else { return nil }
@@ -139,11 +153,12 @@ enum RedisCodec {
             let conflate = flags.contains(UInt8(ascii: "c")) ? String(decoding: fields[k + 3], as: UTF8.self) : nil
             let text = String(decoding: fields[k + 4], as: UTF8.self)
             let data: EventData = flags.first == UInt8(ascii: "j") ? .json(text) : .text(text)
+            if flags.contains(UInt8(ascii: "l")) { leased = true }
             events.append(StoredEvent(channel: channel, id: id, name: name, data: data, conflate: conflate,
                                       final: flags.contains(UInt8(ascii: "f")), storedAtMs: id.ms))
             k += 5
         }
-        return RedisNotification(previous: previous, events: events)
+        return RedisNotification(previous: previous, events: events, leased: leased)
     }
 
     /// XINFO STREAM's flat `name, value, …` reply (RESP2).

@@ -23,6 +23,11 @@ public final class RedisStore: EventStore {
         /// Notifications that arrived before the baseline or during a fill.
         var held: [RedisNotification] = []
         var heldOverflow = false
+        /// Events of the channel carry a lease (`l`): the periodic check asks the script to
+        /// end it if the lease ran out. Cleared never; checking stops once `ended`.
+        var leased = false
+        /// The channel's final event has been delivered (or was its newest at the baseline).
+        var ended = false
     }
 
     /// Where a pub/sub subscription stands. A channel is never SUBSCRIBEd while its
@@ -133,15 +138,9 @@ public final class RedisStore: EventStore {
             return completion(.failure(BrokerError(.badRequest, "bad_event", "event [\(k + 1)]: follows the final event")))
         }
         guard !drafts.isEmpty else { return completion(.success(AppendResult(stored: [], duplicates: 0))) }
-        let argv = RedisCodec.publishArguments(drafts, retainEvents: retainEvents, retainSeconds: retainSeconds)
-        evalPublish(channel, drafts, argv, retried: false, completion)
-    }
-
-    private func evalPublish(_ channel: String, _ drafts: [EventDraft], _ argv: [[UInt8]], retried: Bool,
-                             _ completion: @escaping (Result<AppendResult, BrokerError>) -> Void) {
-        let head: [String] = scriptSHA.map { ["EVALSHA", $0] } ?? ["EVAL", RedisPublishScript.source]
-        let args = (head + ["1", RedisKeys.stream(channel)]).map { Array($0.utf8) } + argv
-        let sent = commands.send(args) { [weak self] reply in
+        var argv = RedisCodec.publishArguments(drafts, retainEvents: retainEvents, retainSeconds: retainSeconds)
+        if let ms = drafts.last(where: { $0.leaseMs != nil })?.leaseMs { argv = [Array("lease".utf8), Array(String(ms).utf8)] + argv }
+        runScript(channel, argv) { [weak self] reply in
             guard let self else { return }
             guard let reply else {
                 self.stats.commandErrors += 1
@@ -158,12 +157,8 @@ public final class RedisStore: EventStore {
                     stored.append(StoredEvent(channel: channel, id: id, draft: drafts[i], storedAtMs: id.ms))
                 }
                 completion(.success(AppendResult(stored: stored, duplicates: duplicates)))
-            case .error(let message) where message.hasPrefix("NOSCRIPT") && !retried:
-                // The script cache was flushed: EVAL carries the text and caches it again.
-                self.scriptSHA = nil
-                self.evalPublish(channel, drafts, argv, retried: true, completion)
-            case .error(let message) where message.hasPrefix("FINAL"):
-                completion(.failure(BrokerError(.conflict, "channel_final", "channel \(channel) is final and accepts no more events")))
+            case .error(let message) where Self.endedState(message) != nil:
+                completion(.failure(Self.endedState(message)!.refusal(channel: channel)))
             case .error(let message) where message.hasPrefix("SEQGAP") || message.hasPrefix("FENCED"):
                 completion(.failure(RedisCodec.producerError(message)))
             case .error(let message) where message.hasPrefix("ERR starling:"):
@@ -176,7 +171,66 @@ public final class RedisStore: EventStore {
                     "Redis refused the publish: \(reply.errorMessage ?? "unexpected reply")")))
             }
         }
-        if !sent { completion(.failure(Self.unreachable)) }
+    }
+
+    /// Runs ops/redis/publish.lua on `channel`'s key with `argv`; `done` gets the reply, or
+    /// nil if Redis cannot be reached or the connection dropped before it answered.
+    private func runScript(_ channel: String, _ argv: [[UInt8]], retried: Bool = false, _ done: @escaping (RedisReply?) -> Void) {
+        let head: [String] = scriptSHA.map { ["EVALSHA", $0] } ?? ["EVAL", RedisPublishScript.source]
+        let args = (head + ["1", RedisKeys.stream(channel)]).map { Array($0.utf8) } + argv
+        let sent = commands.send(args) { [weak self] reply in
+            guard let self else { return }
+            if case .error(let message)? = reply, message.hasPrefix("NOSCRIPT"), !retried {
+                // The script cache was flushed: EVAL carries the text and caches it again.
+                self.scriptSHA = nil
+                return self.runScript(channel, argv, retried: true, done)
+            }
+            done(reply)
+        }
+        if !sent { done(nil) }
+    }
+
+    /// The end state a script error names (`FINAL`, `CANCELLED`, `ABANDONED starling: …`).
+    static func endedState(_ message: String) -> ChannelState? {
+        if message.hasPrefix("FINAL starling:") { return .final }
+        if message.hasPrefix("CANCELLED starling:") { return .cancelled }
+        if message.hasPrefix("ABANDONED starling:") { return .abandoned }
+        return nil
+    }
+
+    /// The script's form for the broker's own calls: `<form> <retain-events> <retain-seconds> …`.
+    private func lifecycleArguments(_ form: String, _ extra: [String] = []) -> [[UInt8]] {
+        ([form, String(retainEvents), String(retainSeconds)] + extra).map { Array($0.utf8) }
+    }
+
+    public func cancel(_ channel: String, data: String, completion: @escaping (Result<StoredEvent, BrokerError>) -> Void) {
+        guard commands.isConnected else { return completion(.failure(Self.unreachable)) }
+        runScript(channel, lifecycleArguments("cancel", [data])) { [weak self] reply in
+            guard let self else { return }
+            switch reply {
+            case .error(let message)? where Self.endedState(message) != nil:
+                completion(.failure(Self.endedState(message)!.refusal(channel: channel)))
+            case let r? where r.text.flatMap({ EventID($0) }) != nil:
+                let id = EventID(r.text!)!
+                completion(.success(StoredEvent(channel: channel, id: id, name: ChannelState.cancelledEvent, data: .json(data),
+                                                conflate: nil, final: true, storedAtMs: id.ms)))
+            default:
+                self.logger.warning("redis cancel of \(channel) failed: \(reply?.errorMessage ?? "connection lost")")
+                completion(.failure(BrokerError(.unavailable, "store_unavailable",
+                    "Redis did not take the cancel: \(reply?.errorMessage ?? "connection lost")")))
+            }
+        }
+    }
+
+    public func holdLease(_ channel: String) {
+        guard commands.isConnected else { return }  // the next hold, after the reconnect, renews it
+        runScript(channel, lifecycleArguments("hold")) { _ in }
+    }
+
+    /// Ends `channel` as abandoned if its lease ran out: the script does it once, whichever
+    /// node asks first; the `starling.abandoned` event then arrives as a notification.
+    private func checkLease(_ channel: String) {
+        runScript(channel, lifecycleArguments("lapse")) { _ in }
     }
 
     public func read(_ channel: String, from: ResumePoint, limit: Int,
@@ -229,9 +283,10 @@ public final class RedisStore: EventStore {
             guard let reply else { return completion(.failure(Self.unreachable)) }
             guard let info = RedisCodec.streamInfo(reply, channel: channel) else {
                 // "no such key": a channel never published, or expired.
-                return completion(.success(ChannelInfo(lastID: nil, length: 0, final: false)))
+                return completion(.success(ChannelInfo(lastID: nil, length: 0, state: .open)))
             }
-            completion(.success(ChannelInfo(lastID: Self.lastID(info), length: info.length, final: info.last?.final ?? false)))
+            let state = info.last.map { $0.final ? ChannelState(finalEventNamed: $0.name) : .open } ?? .open
+            completion(.success(ChannelInfo(lastID: Self.lastID(info), length: info.length, state: state)))
         }
         if !sent { completion(.failure(Self.unreachable)) }
     }
@@ -258,6 +313,7 @@ public final class RedisStore: EventStore {
         for (channel, w) in watches {
             catchUp(channel, w)
             if subscriptions[channel] == nil { reconcile(channel) }
+            if w.leased, !w.ended, commands.isConnected { checkLease(channel) }
         }
     }
 
@@ -299,7 +355,12 @@ public final class RedisStore: EventStore {
             guard let self, self.watches[channel] === w else { return }
             w.baselinePending = false
             guard let reply else { return }  // retried on reconnect
-            w.lastDelivered = reply.elements?.first?.elements?.first?.text.flatMap { EventID($0) } ?? .zero
+            let newest = reply.elements?.first
+            w.lastDelivered = newest?.elements?.first?.text.flatMap { EventID($0) } ?? .zero
+            if let newest {
+                w.leased = w.leased || RedisCodec.isLeased(newest)
+                w.ended = RedisCodec.event(newest, channel: channel)?.final ?? false
+            }
             self.fill(channel, w)
         }
         if !sent { w.baselinePending = false }
@@ -329,6 +390,7 @@ public final class RedisStore: EventStore {
         }
         let fresh = events.filter { $0.id > last }
         if let newest = fresh.last { w.lastDelivered = newest.id }
+        if let entry = reply.elements?.last, RedisCodec.isLeased(entry) { w.leased = true }
         deliver(fresh, to: channel)
         guard watches[channel] === w else { return }
         if events.count == Self.fillPageSize || w.heldOverflow {
@@ -379,6 +441,7 @@ public final class RedisStore: EventStore {
     /// hole, delivers what came before it and fills the rest from the stream.
     private func apply(_ n: RedisNotification, _ channel: String, _ w: Watch) {
         guard var last = w.lastDelivered else { return }
+        if n.leased { w.leased = true }
         var previous = n.previous
         var fresh: [StoredEvent] = []
         var hole = false
@@ -395,7 +458,8 @@ public final class RedisStore: EventStore {
     }
 
     private func deliver(_ events: [StoredEvent], to channel: String) {
-        guard !events.isEmpty else { return }
+        guard let newest = events.last else { return }
+        if newest.final { watches[channel]?.ended = true }
         delegate?.store(didAppend: events, to: channel)
     }
 

@@ -23,6 +23,10 @@ struct Runtime {
         broker.http.headTimeoutMs = UInt64(s.headTimeoutSeconds * 1000)
         broker.http.idleTimeoutMs = UInt64(s.idleTimeoutSeconds * 1000)
         broker.http.maxConnections = s.maxConnections
+        guard let fromStart = ChannelPatterns(s.subscribeFromStart) else {
+            throw ConfigError(key: "subscribe_from_start", "takes channel names or a prefix followed by *")
+        }
+        broker.subscribeFromStart = fromStart
         auth = AuthConfig(hmacSecrets: s.jwtSecrets, publicKeyPEMs: s.jwtPublicKeyPEMs,
                           publicSubscribe: s.publicSubscribe, cookieName: s.jwtCookie)
         redis = try s.redisURL.map { text throws(ConfigError) in try Self.redisURL(text, password: s.redisPassword) }

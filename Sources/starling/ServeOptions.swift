@@ -27,6 +27,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: help(.jwtSecretFile)) var jwtSecretFile: [String] = []
     @Option(help: help(.jwtPublicKey)) var jwtPublicKey: [String] = []
     @Option(help: help(.publicSubscribe)) var publicSubscribe: [String] = []
+    @Option(help: help(.subscribeFromStart)) var subscribeFromStart: [String] = []
     @Option(help: help(.jwtCookie)) var jwtCookie: String?
     @Option(help: help(.logLevel)) var logLevel: String?
     @Option(help: help(.logFormat)) var logFormat: String?
@@ -68,6 +69,7 @@ struct ServeOptions: ParsableArguments {
         put(.jwtSecretFile, jwtSecretFile)
         put(.jwtPublicKey, jwtPublicKey)
         put(.publicSubscribe, publicSubscribe)
+        put(.subscribeFromStart, subscribeFromStart)
         put(.jwtCookie, jwtCookie)
         put(.logLevel, logLevel)
         put(.logFormat, logFormat)
