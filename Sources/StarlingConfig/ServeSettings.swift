@@ -20,6 +20,8 @@ public struct ServeSettings: Sendable {
     public var headTimeoutSeconds: Double
     public var idleTimeoutSeconds: Double
     public var maxConnections: Int
+    /// Nil: no per-address limit.
+    public var maxConnectionsPerAddress: Int?
     public var drainTimeoutSeconds: Double
     public var corsOrigins: [String]
     /// The `redis` URL as given (nil: the memory engine). Its password, if any, is a secret.
@@ -94,6 +96,7 @@ public struct ServeSettings: Sendable {
         headTimeoutSeconds = try r.seconds(.headTimeout, min: 0.1)
         idleTimeoutSeconds = try r.seconds(.idleTimeout, min: 0.1)
         maxConnections = try r.count(.maxConnections, min: 1)
+        maxConnectionsPerAddress = r.raw(.maxConnectionsPerAddress) == nil ? nil : try r.count(.maxConnectionsPerAddress, min: 1)
         drainTimeoutSeconds = try r.seconds(.drainTimeout, min: 0)
         corsOrigins = try r.list(.corsOrigin) { o in
             o == "*" || o.hasPrefix("http://") || o.hasPrefix("https://") ? nil : "'\(o)' is not * or an http(s):// origin"

@@ -17,6 +17,7 @@ public enum SettingKey: String, CaseIterable, Sendable {
     case headTimeout = "head_timeout"
     case idleTimeout = "idle_timeout"
     case maxConnections = "max_connections"
+    case maxConnectionsPerAddress = "max_connections_per_address"
     case drainTimeout = "drain_timeout"
     case corsOrigin = "cors_origin"
     case redis
@@ -57,7 +58,7 @@ public enum SettingKey: String, CaseIterable, Sendable {
         case .listen, .redis, .redisPassword, .jwtCookie: return .text
         case .heartbeat, .headTimeout, .idleTimeout, .drainTimeout, .retainSeconds: return .seconds
         case .clientBuffer, .maxQueuedBytes, .maxEventBytes, .maxBodyBytes: return .bytes
-        case .retainEvents, .maxConnections, .threads: return .count
+        case .retainEvents, .maxConnections, .maxConnectionsPerAddress, .threads: return .count
         case .corsOrigin, .publicSubscribe, .subscribeFromStart, .jwtSecret: return .list
         case .jwtSecretFile, .jwtPublicKey: return .pathList
         case .logLevel: return .choice(["trace", "debug", "info", "notice", "warning", "error", "critical"])
@@ -118,6 +119,7 @@ public enum SettingKey: String, CaseIterable, Sendable {
         case .headTimeout: return "Seconds a client has to send a request head."
         case .idleTimeout: return "Seconds an idle keep-alive connection is kept."
         case .maxConnections: return "Most client connections at once; more get 503."
+        case .maxConnectionsPerAddress: return "Most connections from one client address at once (default: no limit); more get 503."
         case .drainTimeout: return "Seconds SIGTERM waits for requests in progress before exiting."
         case .corsOrigin: return "Origin allowed to call from another origin (repeatable, or *)."
         case .redis: return "Store events in Redis streams at redis://[user[:password]@]host:port/db (default: the in-memory engine)."

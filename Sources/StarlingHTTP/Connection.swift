@@ -21,6 +21,8 @@ public final class Connection: WheelTimed {
     public weak var streamDelegate: StreamDelegate?
     /// What the layer above hangs on this connection (the broker's subscriber).
     public var owner: AnyObject?
+    /// The peer's IP address, for the per-address connection limit.
+    var peerAddress = ""
 
     var state = State.http
     var queue = OutboundQueue(capacity: .max)

@@ -6,7 +6,6 @@ import CLibUV
 import Logging
 import StarlingCore
 import StarlingLoop
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -91,15 +90,30 @@ public final class TCPServer {
         }
         uv_tcp_nodelay(tcp, 1)
         let c = Connection(loop: loop, tcp: tcp, server: self)
-        guard accepting, let handler, budget.take() else {
+        c.peerAddress = Self.peerAddress(tcp)
+        let refusal: HTTPError?
+        if !accepting {
+            refusal = HTTPError(503, "draining", "the broker is shutting down", headers: [("Retry-After", "1")])
+        } else if handler == nil {
+            refusal = HTTPError(503, "draining", "the broker is shutting down", headers: [("Retry-After", "1")])
+        } else {
+            switch budget.take(address: c.peerAddress) {
+            case .taken: refusal = nil
+            case .overTotal:
+                refusal = HTTPError(503, "too_many_connections", "the broker holds its maximum of \(budget.limit) connections",
+                                    headers: [("Retry-After", "1")])
+            case .overAddress:
+                refusal = HTTPError(503, "too_many_connections_from_address",
+                                    "this address holds its maximum of \(budget.perAddressLimit ?? 0) connections",
+                                    headers: [("Retry-After", "1")])
+            }
+        }
+        if let refusal {
             refusedCount += 1
-            let e = HTTPError(503, accepting ? "too_many_connections" : "draining",
-                              accepting ? "the broker holds its maximum of \(limits.maxConnections) connections"
-                                        : "the broker is shutting down",
-                              headers: [("Retry-After", "1")])
-            c.refuse(e.response)
+            c.refuse(refusal.response)
             return
         }
+        guard let handler else { return }
         connectionCount += 1
         connections[ObjectIdentifier(c)] = c
         c.start(handler: handler)
@@ -108,7 +122,7 @@ public final class TCPServer {
     func connectionClosed(_ c: Connection) {
         if connections.removeValue(forKey: ObjectIdentifier(c)) != nil {
             connectionCount -= 1
-            budget.giveBack()
+            budget.giveBack(address: c.peerAddress)
         }
     }
 
@@ -118,30 +132,26 @@ public final class TCPServer {
         uv_close(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self), nil)
     }
 
-    /// Every open connection, for a drain.
-    public var openConnections: [Connection] { Array(connections.values) }
-}
-
-/// The process-wide limit on open connections (`--max-connections`), shared by every
-/// loop's server. Taken once per accepted connection, never per event.
-public final class ConnectionBudget: Sendable {
-    public let limit: Int
-    private let open = Atomic<Int>(0)
-
-    public init(limit: Int) { self.limit = limit }
-
-    /// Takes one slot; false when all are in use.
-    func take() -> Bool {
-        let now = open.wrappingAdd(1, ordering: .relaxed).newValue
-        if now <= limit { return true }
-        open.wrappingSubtract(1, ordering: .relaxed)
-        return false
+    /// The peer's IP address as text ("" when unknown), the key of the per-address limit.
+    private static func peerAddress(_ tcp: UnsafeMutablePointer<uv_tcp_t>) -> String {
+        var peer = sockaddr_storage()
+        var len = Int32(MemoryLayout<sockaddr_storage>.size)
+        let r = withUnsafeMutablePointer(to: &peer) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_getpeername(tcp, $0, &len) }
+        }
+        guard r == 0 else { return "" }
+        var text = [CChar](repeating: 0, count: 64)
+        let family = Int32(peer.ss_family)
+        _ = withUnsafePointer(to: &peer) { p -> Int32 in
+            family == AF_INET6
+                ? p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { uv_ip6_name($0, &text, text.count) }
+                : p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { uv_ip4_name($0, &text, text.count) }
+        }
+        return String(cString: text)
     }
 
-    func giveBack() { open.wrappingSubtract(1, ordering: .relaxed) }
-
-    /// Connections open in the whole process.
-    public var inUse: Int { open.load(ordering: .relaxed) }
+    /// Every open connection, for a drain.
+    public var openConnections: [Connection] { Array(connections.values) }
 }
 
 public struct UVError: Error, CustomStringConvertible {

@@ -19,6 +19,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: help(.headTimeout)) var headTimeout: String?
     @Option(help: help(.idleTimeout)) var idleTimeout: String?
     @Option(help: help(.maxConnections)) var maxConnections: String?
+    @Option(help: help(.maxConnectionsPerAddress)) var maxConnectionsPerAddress: String?
     @Option(help: help(.drainTimeout)) var drainTimeout: String?
     @Option(help: help(.corsOrigin)) var corsOrigin: [String] = []
     @Option(help: help(.redis)) var redis: String?
@@ -61,6 +62,7 @@ struct ServeOptions: ParsableArguments {
         put(.headTimeout, headTimeout)
         put(.idleTimeout, idleTimeout)
         put(.maxConnections, maxConnections)
+        put(.maxConnectionsPerAddress, maxConnectionsPerAddress)
         put(.drainTimeout, drainTimeout)
         put(.corsOrigin, corsOrigin)
         put(.redis, redis)

@@ -71,7 +71,7 @@ struct Serve: ParsableCommand {
                 can publish to and subscribe to EVERY channel. Configure keys before exposing it. ***
                 """, metadata: ["event": "open_mode"])
         }
-        let budget = ConnectionBudget(limit: settings.maxConnections)
+        let budget = ConnectionBudget(limit: settings.maxConnections, perAddressLimit: settings.maxConnectionsPerAddress)
         _ = BrokerGroup(brokers: brokers, budget: budget)
         let host = settings.listen.bindHost
         var bound = try brokers[0].listen(host: host, port: settings.listen.port, sharedPort: loopCount > 1)

@@ -10,7 +10,7 @@ final class DrainTests: XCTestCase {
     func testSIGTERMWhilePipeliningAnswersEveryStoredPublish() throws {
         let redis = try BrokerProcess.redisURL()
         for threads in [1, 4] {
-            let broker = try BrokerProcess(["--redis", redis, "--threads", "\(threads)"])
+            let broker = try BrokerProcess(["--redis", redis, "--threads", "\(threads)", "--retain-events", "1000000"])
             let channels = (0..<8).map { _ in uniqueChannel("drain") }
             let connections = try channels.map { _ in try BlockingConnection(port: broker.port) }
             final class Answered: @unchecked Sendable { let lock = NSLock(); var counts: [Int] = Array(repeating: 0, count: 8) }

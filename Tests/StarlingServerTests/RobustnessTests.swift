@@ -26,6 +26,26 @@ final class RobustnessTests: XCTestCase {
         }
     }
 
+    func testPerAddressLimitAnswers503AcrossLoopsAndFreesTheSlotAtClose() throws {
+        try onEachEngine(["--max-connections-per-address", "3"]) { b, run in
+            let ch = uniqueChannel()
+            var held = try (0..<3).map { _ in try b.client.subscribe(ch) }  // spread over the loops
+            let refused = try b.raw("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            XCTAssertEqual(refused.status, 503, "[\(run)] a fourth connection from 127.0.0.1")
+            XCTAssertEqual(refused.header("retry-after"), "1")
+            XCTAssertEqual(errorCode(refused), "too_many_connections_from_address")
+            held.removeLast()  // closes one
+            var answered: HTTPResponse?
+            for _ in 0..<50 {  // the broker sees the close within a loop turn
+                answered = try b.raw("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                if answered?.status == 200 { break }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            XCTAssertEqual(answered?.status, 200, "[\(run)] the slot came back")
+            _ = held
+        }
+    }
+
     func testIdleKeepAliveConnectionIsClosed() throws {
         try onEachEngine(["--idle-timeout", "1"]) { b, _ in
             let c = try BlockingConnection(port: b.port)
