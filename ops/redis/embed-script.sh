@@ -2,6 +2,8 @@
 # Regenerates Sources/StarlingStore/RedisPublishScript.swift from ops/redis/publish.lua, so
 # the broker binary carries the script and works from any directory.
 # StarlingRedisTests.testEmbeddedScriptMatchesShippedFile fails when they differ.
+# Also copies it into the Python client (clients/python/starling_client/publish.lua), whose
+# test_redis_script_is_the_shipped_one fails when they differ.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=Sources/StarlingStore/RedisPublishScript.swift
@@ -15,4 +17,5 @@ out=Sources/StarlingStore/RedisPublishScript.swift
   echo '    """##'
   echo '}'
 } > "$out"
-echo "wrote $out"
+cp ops/redis/publish.lua clients/python/starling_client/publish.lua
+echo "wrote $out and clients/python/starling_client/publish.lua"
