@@ -83,7 +83,7 @@ let package = Package(
         ], path: "Tools/starling-load/main"),
 
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore", "StarlingStore"]),
-        .testTarget(name: "StarlingServerTests", dependencies: ["StarlingClient", "StarlingCore", "StarlingAuth"], exclude: ["js"]),
+        .testTarget(name: "StarlingServerTests", dependencies: ["StarlingClient", "StarlingCore", "StarlingAuth"]),
         .testTarget(name: "StarlingAuthTests", dependencies: ["StarlingAuth", "StarlingCore", "StarlingClient"]),
         .testTarget(name: "StarlingRedisTests", dependencies: ["StarlingClient", "StarlingCore"]),
         .testTarget(name: "StarlingLoadTests", dependencies: ["StarlingLoadKit", "StarlingClient", "StarlingCore"]),
