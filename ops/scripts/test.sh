@@ -19,10 +19,14 @@ set +e
 # The ops files (nginx, systemd, Prometheus, Grafana, container) against the fresh binary.
 bash ops/scripts/check-ops.sh .build/debug/starling
 ops_status=$?
+# The clients (Python, JavaScript) and docs/openapi.yaml against the same binary.
+bash ops/scripts/test-clients.sh .build/debug/starling
+clients_status=$?
 swift test --skip-build --disable-swift-testing 2>&1 | tee /tmp/starling-test.log
 status=${PIPESTATUS[0]}
 set -e
 [ "$status" -eq 0 ] && status=$ops_status
+[ "$status" -eq 0 ] && status=$clients_status
 
 # ThreadSanitizer: the multi-loop tests again, against a broker built with
 # -sanitize=thread (its own build folder); any race report fails the run.
