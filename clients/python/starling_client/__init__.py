@@ -7,6 +7,7 @@
     for e in client.subscribe("chat-42", last_event_id="earliest"):
         print(e.event, e.data)
 """
+from .aio import AsyncClient, AsyncGeneration, AsyncSubscription
 from .client import Client, TokenSource
 from .errors import Cancelled, Refused, StarlingError, Unavailable
 from .events import (Abandoned, CancelledNotice, ChannelResult, Event, Expired, Gap, Notice, PublishResult,
@@ -27,7 +28,7 @@ def __getattr__(name):
 
 __version__ = "0.1.0"
 __all__ = [
-    "Abandoned", "Backoff", "Cancelled", "CancelledNotice", "ChannelResult", "Client", "Event", "Expired", "Gap",
+    "AsyncClient", "AsyncGeneration", "AsyncSubscription", "Abandoned", "Backoff", "Cancelled", "CancelledNotice", "ChannelResult", "Client", "Event", "Expired", "Gap",
     "Generation", "Notice", "PublishResult", "Received", "RedisGeneration", "RedisPublisher", "Refused",
     "StarlingError", "Subscription", "TokenSource", "Unavailable", "mint_token",
 ]

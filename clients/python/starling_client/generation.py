@@ -143,6 +143,13 @@ class Generation:
     # ---- the sender thread ---------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._send_all()
+        except Exception as e:  # noqa: BLE001 - a bug here must not leave close() waiting on nothing
+            if self.result is None and self.error is None:
+                self.error = StarlingError(f"the stream to {self.channel} failed: {e!r}")
+
+    def _send_all(self) -> None:
         backoff = self.client.backoff
         failures = 0
         high_water = 0   # lines sent in any attempt so far

@@ -55,7 +55,6 @@ class Subscription:
         self.connects = 0
         self._closed = threading.Event()
         self._response: Optional[httpx.Response] = None
-        self._http = httpx.Client(timeout=httpx.Timeout(client.timeout, read=read_timeout))
 
     def __enter__(self) -> "Subscription":
         return self
@@ -93,6 +92,7 @@ class Subscription:
         retry_after: Optional[float] = None
         last: Optional[BaseException] = None
         params = [("channel", c) for c in self.channels] if self.multiplexed else None
+        http = httpx.Client(timeout=httpx.Timeout(self.client.timeout, read=self.read_timeout))
         try:
             while not self._closed.is_set():
                 if failures:
@@ -104,7 +104,7 @@ class Subscription:
                 delivered = False
                 try:
                     self.connects += 1
-                    with self._http.stream("GET", self._url(), params=params, headers=self._headers()) as r:
+                    with http.stream("GET", self._url(), params=params, headers=self._headers()) as r:
                         self._response = r
                         if r.status_code == 204:
                             return  # complete: nothing after the resume point
@@ -139,7 +139,7 @@ class Subscription:
                     failures += 1
                     last = ConnectionError("the stream ended without an event")
         finally:
-            self._http.close()
+            http.close()
 
     def _event(self, m: SSEMessage) -> Received:
         if m.id is not None:
