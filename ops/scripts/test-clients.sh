@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tests the clients against a real broker binary, on the memory and Redis engines:
-#   - the Python package clients/python (pytest),
+#   - the Python package clients/python and the examples/ (pytest; the example page in
+#     headless Chromium),
 #   - the JavaScript module clients/js (node --test),
 #   - docs/openapi.yaml against the running broker (schemathesis: no 5xx, every status,
 #     content type, header and body as described).
@@ -8,9 +9,10 @@
 #   ops/scripts/test-clients.sh [STARLING_BINARY]     (default: .build/debug/starling)
 #
 # Needs STARLING_TEST_REDIS (ops/scripts/test.sh starts a private Redis and sets it).
-# Installs what it needs: python3 and its venv module, and nodejs when `node` is missing
-# (Debian packages); a virtualenv ($STARLING_CLIENTS_VENV, default /tmp/starling-clients-venv)
-# with ./clients/python[test] and schemathesis from PyPI. Ends with one plain line
+# Installs what it needs: python3 and its venv module, nodejs when `node` is missing and
+# chromium (Debian packages); a virtualenv ($STARLING_CLIENTS_VENV, default
+# /tmp/starling-clients-venv) with ./clients/python[test], examples/requirements.txt and
+# schemathesis from PyPI. Ends with one plain line
 # `clients: N passed, M failed` and exits non-zero when anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,7 +23,9 @@ export STARLING_BIN=$BIN
 VENV=${STARLING_CLIENTS_VENV:-/tmp/starling-clients-venv}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/starling-clients.XXXXXX")
 PIDS=()
+CHROMIUM_PID=""
 cleanup() {
+  [ -n "$CHROMIUM_PID" ] && wait "$CHROMIUM_PID" 2>/dev/null  # never leave apt half done
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
   rm -rf "$WORK"
@@ -38,14 +42,22 @@ broken() { echo "FAIL: $1"; failed=$((failed + 1)); }
 
 # ---- tools ----------------------------------------------------------------------------------
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+apt_install() {
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@"
+}
 need=()
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v node >/dev/null || need+=(nodejs)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
-    || { broken "apt-get install ${need[*]}"; finish; }
+  apt_install "${need[@]}" >/dev/null || { broken "apt-get install ${need[*]}"; finish; }
+fi
+# Chromium (for the example page) installs in the background while pip works.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  echo "installing: chromium (in the background; log: $WORK/apt-chromium.log)"
+  apt_install chromium >"$WORK/apt-chromium.log" 2>&1 &
+  CHROMIUM_PID=$!
 fi
 if [ ! -x "$VENV/bin/python" ]; then
   echo "creating a virtualenv at $VENV"
@@ -53,13 +65,16 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # Installed from a copy, so the build leaves nothing in the work tree.
 cp -r clients/python "$WORK/python-src"
-echo "installing ./clients/python[test] and schemathesis into $VENV (log: $WORK/pip.log)"
-"$VENV/bin/pip" install -q --disable-pip-version-check "$WORK/python-src[test]" schemathesis >"$WORK/pip.log" 2>&1 \
-  || { tail -20 "$WORK/pip.log"; broken "pip install"; finish; }
+echo "installing ./clients/python[test], the examples' needs and schemathesis into $VENV (log: $WORK/pip.log)"
+"$VENV/bin/pip" install -q --disable-pip-version-check "$WORK/python-src[test]" -r examples/requirements.txt schemathesis \
+  >"$WORK/pip.log" 2>&1 || { tail -20 "$WORK/pip.log"; broken "pip install"; finish; }
+if [ -n "$CHROMIUM_PID" ] && ! wait "$CHROMIUM_PID"; then
+  tail -20 "$WORK/apt-chromium.log"; broken "apt-get install chromium"
+fi
 
 # ---- Python: pytest ------------------------------------------------------------------------------
-echo "== python client (pytest, memory and redis engines)"
-PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider clients/python/tests 2>&1 | tee "$WORK/pytest.log"
+echo "== python client and examples (pytest, memory and redis engines)"
+PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider clients/python/tests examples/tests 2>&1 | tee "$WORK/pytest.log"
 py_status=${PIPESTATUS[0]}
 py_line=$(grep -E "[0-9]+ (passed|failed)" "$WORK/pytest.log" | tail -1)
 py_passed=$(echo "$py_line" | grep -oE "[0-9]+ passed" | grep -oE "[0-9]+" || echo 0)

@@ -2,7 +2,7 @@
 several channels, and retries that never store an event twice."""
 import pytest
 
-from conftest import collect
+from support import collect
 from starling_client import Backoff, Client, Event, Refused, Unavailable
 
 FAST = Backoff(attempts=4, initial=0.02, maximum=0.1)

@@ -8,7 +8,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from conftest import ROOT, Broker, CuttingProxy, collect, redis_url
+from support import ROOT, Broker, CuttingProxy, collect, redis_url
 from starling_client import Client, Event, Refused, RedisPublisher
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import collect
+from support import collect
 from starling_client import Backoff, Client, Refused, mint_token
 
 FAST = Backoff(attempts=5, initial=0.02, maximum=0.2)

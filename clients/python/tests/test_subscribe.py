@@ -3,7 +3,7 @@ nothing lost or repeated, the end at the final event, typed notices, token refre
 starling.expired, heartbeats, several channels."""
 import time
 
-from conftest import collect
+from support import collect
 from starling_client import Client, Event, Expired, Gap, Notice, Refused, mint_token
 
 import pytest

@@ -1,7 +1,7 @@
 """Tokens minted with PyJWT, checked by the real broker started with --jwt-secret."""
 import pytest
 
-from conftest import collect
+from support import collect
 from starling_client import Client, Refused, mint_token
 
 SECRET = "s3cret-for-tests-0123456789abcdef"
