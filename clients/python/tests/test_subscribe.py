@@ -117,3 +117,33 @@ def test_several_channels_in_one_stream(broker, channel):
         got = collect(c.subscribe([a, b2], last_event_id="earliest"))
     assert sorted((e.channel, e.event, e.data) for e in got) == sorted([
         (a, "token", "to a"), (b2, "message", '{"n":1}'), (a, "message", "a done"), (b2, "message", "b done")])
+
+
+def test_a_503_is_retried_no_sooner_than_retry_after(start_broker, channel):
+    import socket
+    import threading
+
+    b = start_broker("--max-connections", "2")
+    holders = [socket.create_connection(("127.0.0.1", b.port)) for _ in range(2)]  # all the broker allows
+    time.sleep(0.1)
+    from starling_client import Backoff
+
+    # The client's own backoff alone would retry after 5-10 ms.
+    c = Client(b.url, backoff=Backoff(attempts=5, initial=0.01, maximum=0.01))
+    sub = c.subscribe(channel)
+    got, started = [], time.monotonic()
+    t = threading.Thread(target=lambda: got.extend(collect(sub, timeout=10)), daemon=True)
+    t.start()
+    time.sleep(0.3)
+    for h in holders:
+        h.close()  # the next attempt finds room, and so does the publisher
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and sub.connects < 2:
+        time.sleep(0.01)
+    opened = time.monotonic()
+    with Client(b.url) as publisher:
+        time.sleep(0.2)
+        publisher.publish(channel, "x", final=True)
+    t.join(5)
+    assert [e.data for e in got] == ["x"]
+    assert sub.connects >= 2 and opened - started >= 0.99, f"retried after {opened - started:.3f} s (Retry-After: 1)"
