@@ -11,13 +11,27 @@
 --     conflate  conflation key, "" for none
 --     final     "1" completes the channel (only on the last event), else "0"
 --     producer  idempotent producer name, "" for none
---     seq       that producer's sequence number (integer), "" for none
+--     seq       that producer's sequence number, "<seq>" or "<epoch>:<seq>" (decimal
+--               integers 0 .. 2^63-1; no epoch reads as 0), "" for none
+--
+-- Idempotent producers (SPEC §4), per channel and producer: the first seq (or the first
+-- of a higher epoch) may be any value; then each event carries highest+1. A repeat
+-- (<= highest) is acknowledged and not stored; a jump ahead or a lower epoch refuses the
+-- whole batch. Seqs and epochs are compared exactly, as decimal strings: Lua's numbers
+-- are doubles, exact only up to 2^53.
 --
 -- Returns one entry per event: its stream ID, or "" when the producer already sent that seq.
--- Errors: "FINAL ..." when the channel is final (HTTP 409); "ERR starling: ..." on bad arguments.
+-- Errors (nothing of the batch is stored):
+--   "FINAL starling: ..."   the channel is final (HTTP 409 channel_final); a batch made
+--                           only of repeats is still acknowledged
+--   "SEQGAP starling: event [k]: producer "p": seq S jumps ahead; expected seq E"  (409 producer_seq_gap)
+--   "FENCED starling: event [k]: producer "p": epoch E is below its current epoch F"  (409 producer_fenced)
+--   "ERR starling: ..."     bad arguments (400)
 --
 -- Keys: the stream starling:{ch}, its producer record starling:{ch}:producers (same hash
--- slot). Stream fields: e=name d=data k=kind, c=conflate and f=1 only when present.
+-- slot; field = producer, value = "<epoch>:<highest seq>", or a bare "<highest seq>" for
+-- epoch 0 as older versions wrote it). Stream fields: e=name d=data k=kind, c=conflate
+-- and f=1 only when present.
 -- Notification (PUBLISH starling:{ch}): netstring-like fields "<len>:<bytes>", in order
 -- "v1", the ID before the batch ("" if none), then per stored event: id, name,
 -- flags ("t"|"j", then "c" if conflated, "f" if final), conflate, data.
@@ -41,6 +55,39 @@ if count < 1 or count ~= math.floor(count) then
   return fail('after the two retention arguments, each event takes 7: name data kind conflate final producer seq')
 end
 
+-- a < b for canonical integers (below): by length, then as two halves of at most 10
+-- digits, each exact as a double (no string collation involved).
+local function less(a, b)
+  if #a ~= #b then return #a < #b end
+  local ha, hb = tonumber(string.sub(a, 1, -11)) or 0, tonumber(string.sub(b, 1, -11)) or 0
+  if ha ~= hb then return ha < hb end
+  return tonumber(string.sub(a, -10)) < tonumber(string.sub(b, -10))
+end
+-- An exact integer 0 .. 2^63-1 as a canonical decimal string (no leading zeros); nil if not one.
+local MAXINT = '9223372036854775807'
+local function integer(s)
+  if not s or not string.match(s, '^%d+$') then return nil end
+  s = string.match(s, '^0*(%d-)$')
+  if s == '' then s = '0' end
+  if #s > 19 or less(MAXINT, s) then return nil end
+  return s
+end
+-- s + 1 for a canonical integer.
+local function succ(s)
+  local i = #s
+  while i > 0 and string.sub(s, i, i) == '9' do i = i - 1 end
+  if i == 0 then return '1' .. string.rep('0', #s) end
+  return string.sub(s, 1, i - 1) .. string.char(string.byte(s, i) + 1) .. string.rep('0', #s - i)
+end
+-- "<seq>" or "<epoch>:<seq>" -> epoch, seq (canonical); nil if malformed.
+local function position(text)
+  local e, q = string.match(text, '^(%d+):(%d+)$')
+  if not e then e, q = '0', text end
+  e, q = integer(e), integer(q)
+  if not e or not q then return nil end
+  return e, q
+end
+
 -- Check the whole batch before storing anything: all or nothing.
 for i = 0, count - 1 do
   local b = 3 + i * 7
@@ -54,49 +101,78 @@ for i = 0, count - 1 do
   if kind == 'json' and not pcall(cjson.decode, data) then return fail(at .. 'data is not JSON') end
   if final ~= '0' and final ~= '1' then return fail(at .. 'final must be 0 or 1') end
   if final == '1' and i ~= count - 1 then return fail(at .. 'follows the final event') end
-  if seq ~= '' and not string.match(seq, '^-?%d+$') then return fail(at .. 'seq must be an integer') end
+  if seq ~= '' and not position(seq) then
+    return fail(at .. 'seq must be <seq> or <epoch>:<seq>, integers from 0 to ' .. MAXINT)
+  end
 end
 
 -- The newest entry gives both the final state and the ID the notification chains from.
 local prev = ''
+local isFinal = false
 local newest = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
 if #newest > 0 then
   prev = newest[1][1]
   local fields = newest[1][2]
   for j = 1, #fields, 2 do
-    if fields[j] == 'f' then
-      return redis.error_reply('FINAL starling: channel ' .. string.sub(key, 11, -2) .. ' is final and accepts no more events')
-    end
+    if fields[j] == 'f' then isFinal = true end
   end
 end
 
+-- Judge every producer event before writing anything: repeat, next, or refusal.
+local producers = key .. ':producers'
+local at = {}          -- producer -> { epoch, highest } as the batch moves it
+local changed = {}     -- producers whose record the batch moves, in first-seen order
+local isChanged = {}
+local repeated = {}    -- event index -> true for a repeat
+local repeats = 0
+local refusal
+for i = 0, count - 1 do
+  local b = 3 + i * 7
+  local producer, seq = ARGV[b + 5], ARGV[b + 6]
+  if producer ~= '' and seq ~= '' then
+    local e, q = position(seq)
+    local cur = at[producer]
+    if cur == nil then
+      local rec = redis.call('HGET', producers, producer)
+      if rec then
+        local ce, cq = position(rec)
+        if ce then cur = { ce, cq } else cur = false end
+      else
+        cur = false
+      end
+      at[producer] = cur
+    end
+    local label = 'event [' .. i .. ']: producer "' .. producer .. '": '
+    if cur and less(e, cur[1]) then
+      refusal = 'FENCED starling: ' .. label .. 'epoch ' .. e .. ' is below its current epoch ' .. cur[1]
+      break
+    elseif cur and e == cur[1] and not less(cur[2], q) then
+      repeated[i] = true
+      repeats = repeats + 1
+    elseif cur and e == cur[1] and q ~= succ(cur[2]) then
+      refusal = 'SEQGAP starling: ' .. label .. 'seq ' .. q .. ' jumps ahead; expected seq ' .. succ(cur[2])
+      break
+    else
+      if not isChanged[producer] then isChanged[producer] = true; changed[#changed + 1] = producer end
+      at[producer] = { e, q }
+    end
+  end
+end
+if isFinal and (refusal or repeats < count) then
+  return redis.error_reply('FINAL starling: channel ' .. string.sub(key, 11, -2) .. ' is final and accepts no more events')
+end
+if refusal then return redis.error_reply(refusal) end
+
 local function field(s) return #s .. ':' .. s end
 
-local producers = key .. ':producers'
-local seen = {}
 local ids = {}
 local notice = { field('v1'), field(prev) }
 local stored = 0
-local touchedProducers = false
 local idMs, nextSeq
 for i = 0, count - 1 do
   local b = 3 + i * 7
-  local name, data, kind, conflate, final, producer, seq =
-    ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
-  local duplicate = false
-  if producer ~= '' and seq ~= '' then
-    local q = tonumber(seq)
-    local s = seen[producer]
-    if s == nil then s = tonumber(redis.call('HGET', producers, producer) or '') or false end
-    if s and q <= s then
-      duplicate = true
-    else
-      seen[producer] = q
-      redis.call('HSET', producers, producer, seq)
-      touchedProducers = true
-    end
-  end
-  if duplicate then
+  local name, data, kind, conflate, final = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+  if repeated[i] then
     ids[#ids + 1] = ''
   else
     local args = { 'XADD', key, 'MAXLEN', '~', maxlen, '*', 'e', name, 'd', data, 'k', kind }
@@ -125,6 +201,9 @@ for i = 0, count - 1 do
     notice[#notice + 1] = field(data)
   end
 end
+for _, producer in ipairs(changed) do
+  redis.call('HSET', producers, producer, at[producer][1] .. ':' .. at[producer][2])
+end
 
 if stored > 0 then
   -- Retention by age: drop entries older than retain-seconds, and let an idle channel's
@@ -135,5 +214,5 @@ if stored > 0 then
   redis.call('PEXPIRE', key, ttl * 1000)
   redis.call('PUBLISH', key, table.concat(notice))
 end
-if touchedProducers then redis.call('PEXPIRE', producers, ttl * 1000) end
+if #changed > 0 then redis.call('PEXPIRE', producers, ttl * 1000) end
 return ids

@@ -10,7 +10,8 @@ identical), with the same calls as the HTTP client.
 `retain_events` and `retain_seconds` must be the broker's `--retain-events` and
 `--retain-seconds`. Every event carries a producer id and seq, so the retries of a
 dropped Redis connection never store an event twice. Errors map to the HTTP client's:
-a final channel is `Refused(409, "channel_final")`, a bad event `Refused(400, "bad_event")`.
+`Refused(409, "channel_final" | "producer_seq_gap" | "producer_fenced")`, a bad event
+`Refused(400, "bad_event")`.
 """
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ from .errors import Refused, StarlingError, Unavailable
 from .events import Event, PublishResult, as_event
 from .producers import Producers, new_producer_id
 from .retry import Backoff
+
+
+# The script's error prefixes and the HTTP codes the broker gives them (409 each);
+# anything else ("ERR starling: ...") is a bad argument, 400 bad_event.
+SCRIPT_ERRORS = {"FINAL": "channel_final", "SEQGAP": "producer_seq_gap", "FENCED": "producer_fenced"}
 
 
 def script_text() -> str:
@@ -107,11 +113,13 @@ class RedisPublisher:
                 continue
             except redis.ResponseError as e:
                 text = str(e)
-                if text.startswith("FINAL"):
-                    if attempt > 1 and evs[-1].final:
-                        # our own final, stored by an attempt whose reply was lost
-                        return PublishResult(0, None, None, duplicates=len(evs), attempts=attempt)
-                    raise Refused(409, "channel_final", text) from e
+                code = SCRIPT_ERRORS.get(text.split(" ", 1)[0])
+                if code == "channel_final" and attempt > 1 and evs[-1].final:
+                    # our own final, stored by an attempt whose reply was lost (a script
+                    # that predates acknowledging repeats on a final channel says FINAL)
+                    return PublishResult(0, None, None, duplicates=len(evs), attempts=attempt)
+                if code is not None:
+                    raise Refused(409, code, text) from e
                 raise Refused(400, "bad_event", text) from e
             stored = [i.decode() if isinstance(i, bytes) else i for i in ids if i]
             first, final = (stored[0] if stored else None), (stored[-1] if stored else None)

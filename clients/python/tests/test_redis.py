@@ -67,3 +67,18 @@ def test_redis_retry_after_a_dropped_reply_stores_once(redis_broker, channel):
     finally:
         proxy.close()
         direct.close()
+
+
+def test_redis_script_refusals_carry_the_http_codes(redis_broker, channel):
+    pub = RedisPublisher(redis_url())
+    try:
+        assert pub.call(channel, [Event("a")], "worker-1", 1).count == 1
+        assert pub.call(channel, [Event("a")], "worker-1", 1).duplicates == 1   # a repeat
+        with pytest.raises(Refused) as gap:
+            pub.call(channel, [Event("c")], "worker-1", 3)                        # 2 was skipped
+        assert (gap.value.status, gap.value.code) == (409, "producer_seq_gap")
+        with pytest.raises(Refused) as bad:
+            pub.publish(channel, "x", event="starling.mine")
+        assert (bad.value.status, bad.value.code) == (400, "bad_event")
+    finally:
+        pub.close()
