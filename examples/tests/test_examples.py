@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT
 from headless import Browser
-from starling_client import Client, Notice, Refused
+from starling_client import Client, Notice, Refused, mint_token
 from support import collect
 
 import worker
@@ -30,7 +30,7 @@ def free_port():
 
 def run_backend(broker_url, **env):
     port = free_port()
-    e = dict(os.environ, STARLING_URL=broker_url, PORT=str(port), **env)
+    e = dict(os.environ, BROKER_URL=broker_url, PORT=str(port), **env)
     p = subprocess.Popen([sys.executable, str(ROOT / "examples" / "backend" / "app.py")], env=e,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -73,7 +73,7 @@ def test_worker_stops_when_the_broker_refuses(start_broker):
 
 def test_backend_mints_a_token_and_starts_a_worker(start_broker):
     b = start_broker("--jwt-secret", SECRET)
-    backend, url = run_backend(b.url, STARLING_JWT_SECRET=SECRET)
+    backend, url = run_backend(b.url, JWT_SECRET=SECRET)
     try:
         chat = httpx.post(url + "/api/chat", json={"prompt": "hi"}).json()
         assert chat["broker"] == b.url and chat["channel"].startswith("chat-")
@@ -96,8 +96,8 @@ def test_page_streams_the_answer_in_headless_chromium_through_token_refreshes(st
     b = start_broker("--jwt-secret", SECRET, "--cors-origin", f"http://127.0.0.1:{backend_port}")
     # Tokens that live about a second (the broker allows 5 s of skew) and a slow worker:
     # the page's stream outlives several tokens and must refresh each time.
-    env = dict(os.environ, STARLING_URL=b.url, PORT=str(backend_port), STARLING_JWT_SECRET=SECRET,
-               STARLING_TOKEN_TTL="-4", STARLING_EXAMPLE_DELAY="0.15")
+    env = dict(os.environ, BROKER_URL=b.url, PORT=str(backend_port), JWT_SECRET=SECRET,
+               TOKEN_TTL="-4", TOKEN_DELAY="0.15")
     backend = subprocess.Popen([sys.executable, str(ROOT / "examples" / "backend" / "app.py")], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{backend_port}"
@@ -116,6 +116,40 @@ def test_page_streams_the_answer_in_headless_chromium_through_token_refreshes(st
         answer = browser.evaluate(tab, 'document.getElementById("answer").textContent')
         assert answer == EXPECTED("Hello from Chromium"), status()
         assert any("starling.expired" in line for line in browser.console), browser.console
+    finally:
+        if browser:
+            browser.close()
+        backend.terminate()
+        backend.wait(10)
+
+
+def test_page_stop_button_ends_the_generation_in_headless_chromium(start_broker):
+    backend_port = free_port()
+    b = start_broker("--jwt-secret", SECRET, "--cors-origin", f"http://127.0.0.1:{backend_port}")
+    env = dict(os.environ, BROKER_URL=b.url, PORT=str(backend_port), JWT_SECRET=SECRET, TOKEN_DELAY="0.2")
+    backend = subprocess.Popen([sys.executable, str(ROOT / "examples" / "backend" / "app.py")], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{backend_port}"
+    browser = None
+    try:
+        for _ in range(150):
+            try:
+                httpx.get(url + "/", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        browser = Browser()
+        tab = browser.open(url + "/?prompt=Stop%20me")
+        browser.wait_for(tab, 'document.getElementById("answer")?.textContent.length > 10', timeout=20)
+        browser.evaluate(tab, 'document.getElementById("stop").click()')
+        browser.wait_for(tab, 'document.getElementById("status")?.textContent === "stopped"', timeout=10)
+        answer = browser.evaluate(tab, 'document.getElementById("answer").textContent')
+        full = EXPECTED("Stop me")
+        assert full.startswith(answer) and len(answer) < len(full), answer
+        channel = browser.evaluate(tab, 'performance.getEntriesByType("resource").map(e => e.name)'
+                                        '.find(n => n.includes("/v1/channels/")).split("/v1/channels/")[1].split("/")[0]')
+        with Client(b.url, token=mint_token(SECRET, subscribe=[channel])) as c:
+            assert c.channel(channel)["state"] == "cancelled"
     finally:
         if browser:
             browser.close()

@@ -5,17 +5,19 @@
 
 The "model" is a stand-in that answers word by word, so the example runs anywhere; swap
 `model()` for a real one. One streaming request carries the whole generation: tokens,
-a progress snapshot every few tokens, then the final event with the whole text. If the
-broker refuses the stream (the channel was ended elsewhere, the token expired), the
-worker stops at once and says why. (A Stop button that ends a generation needs the
-broker's cancel endpoint, issue 14; the worker's `except Refused` is where it would land.)
+a progress snapshot every few tokens, then the final event with the whole text, under a
+lease so that a worker that dies leaves `starling.abandoned` rather than a page waiting
+forever. When someone presses Stop (POST /v1/channels/{ch}/cancel), the broker answers
+the open request at once and the next token raises `Cancelled`: the worker stops
+generating. Any other refusal (the channel ended elsewhere, the token expired) stops it
+too, and it says why.
 """
 import argparse
 import os
 import sys
 import time
 
-from starling_client import Client, Refused
+from starling_client import Cancelled, Client, Refused
 
 
 def model(prompt):
@@ -25,11 +27,11 @@ def model(prompt):
         yield word + " "
 
 
-def run(broker, channel, prompt, token=None, delay=float(os.environ.get("STARLING_EXAMPLE_DELAY", "0.01"))):
+def run(broker, channel, prompt, token=None, delay=float(os.environ.get("TOKEN_DELAY", "0.01"))):
     """Streams one generation; returns the broker's answer {count, first, last}."""
     client = Client(broker, token=token)
     try:
-        with client.stream(channel) as g:
+        with client.stream(channel, lease=30) as g:
             text = ""
             for k, piece in enumerate(model(prompt), 1):
                 g.token(piece)
@@ -44,13 +46,16 @@ def run(broker, channel, prompt, token=None, delay=float(os.environ.get("STARLIN
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--broker", default=os.environ.get("STARLING_URL", "http://127.0.0.1:8080"))
+    p.add_argument("--broker", default=os.environ.get("BROKER_URL", "http://127.0.0.1:8080"))
     p.add_argument("--channel", required=True)
-    p.add_argument("--token", default=os.environ.get("STARLING_TOKEN"), help="a JWT with publish on the channel")
+    p.add_argument("--token", default=os.environ.get("WORKER_TOKEN"), help="a JWT with publish on the channel")
     p.add_argument("prompt")
     a = p.parse_args()
     try:
         r = run(a.broker, a.channel, a.prompt, a.token)
+    except Cancelled as e:
+        print(f"stopped by Stop: {e.message}", file=sys.stderr)
+        return 0
     except Refused as e:
         print(f"stopped: {e.code}: {e.message}", file=sys.stderr)
         return 1

@@ -96,7 +96,9 @@ passed=$((passed + ${js_passed:-0})); failed=$((failed + ${js_failed:-0}))
 # ---- OpenAPI: schemathesis against the running broker ----------------------------------------------
 # The two subscribe GETs are left out: a valid subscription is a response that never ends.
 start_broker() {
-  "$BIN" serve --listen 127.0.0.1:0 "$@" >"$WORK/broker.out" 2>"$WORK/broker.err" &
+  # without the suite's own STARLING_* variables, which the broker would take for settings
+  env $(env | grep -oE '^STARLING_[A-Z0-9_]+' | sed 's/^/-u /') "$BIN" serve --listen 127.0.0.1:0 "$@" \
+    >"$WORK/broker.out" 2>"$WORK/broker.err" &
   PIDS+=($!)
   for _ in $(seq 100); do
     BROKER_URL=$(grep -oE "http://127\.0\.0\.1:[0-9]+" "$WORK/broker.out" | head -1)

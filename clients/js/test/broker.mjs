@@ -21,8 +21,10 @@ export function engineArgs(engine) {
 /** Starts `starling serve --listen 127.0.0.1:0 …` and resolves once it printed its port. */
 export function startBroker(args = [], engine = "memory") {
   if (!existsSync(BIN)) throw new Error(`no broker binary at ${BIN}: build it or set STARLING_BIN`);
+  // STARLING_* variables are the broker's settings: the suite's own would be unknown to it.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("STARLING_")));
   const child = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", ...engineArgs(engine), ...args],
-                      { stdio: ["ignore", "pipe", process.env.STARLING_TEST_LOGS ? "inherit" : "ignore"] });
+                      { env, stdio: ["ignore", "pipe", process.env.STARLING_TEST_LOGS ? "inherit" : "ignore"] });
   return new Promise((resolve, reject) => {
     let seen = "";
     const timer = setTimeout(() => { child.kill("SIGKILL"); reject(new Error(`starling did not report its port: ${seen}`)); }, 10000);

@@ -64,8 +64,8 @@ class AsyncClient:
     # ---- publish ---------------------------------------------------------------------------
 
     async def publish(self, channel: str, data: Any, *, event: str = "message", conflate: Optional[str] = None,
-                      final: bool = False) -> PublishResult:
-        return await self.publish_batch(channel, [Event(data, event, conflate, final)])
+                      final: bool = False, lease: Optional[float] = None) -> PublishResult:
+        return await self.publish_batch(channel, [Event(data, event, conflate, final, lease)])
 
     async def publish_batch(self, channel: str, events: Sequence[Any]) -> PublishResult:
         evs = [as_event(e) for e in events]
@@ -74,7 +74,7 @@ class AsyncClient:
         async with self._lock(channel):
             producer, first = self._producers.reserve(channel, len(evs))
             body = [e.body(producer, first + k) for k, e in enumerate(evs)]
-            return await self._post(f"/v1/channels/{channel}/events", body, {channel: producer}, evs[-1].final)
+            return await self._post(f"/v1/channels/{channel}/events", body, {channel: producer})
 
     async def publish_many(self, events: Sequence[Tuple[str, Any]]) -> PublishResult:
         pairs = [(ch, as_event(e)) for ch, e in events]
@@ -95,12 +95,12 @@ class AsyncClient:
             for ch, e in pairs:
                 body.append(e.body(producers[ch], next_seq[ch], channel=ch))
                 next_seq[ch] += 1
-            return await self._post("/v1/events", body, producers, False)
+            return await self._post("/v1/events", body, producers)
         finally:
             for lock in locks:
                 lock.release()
 
-    async def _post(self, path: str, body: List[dict], producers: Dict[str, str], final_ends: bool) -> PublishResult:
+    async def _post(self, path: str, body: List[dict], producers: Dict[str, str]) -> PublishResult:
         """The retry loop of Client._post, awaited (see client.py for the reasons)."""
         content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         maybe_stored = False
@@ -125,8 +125,6 @@ class AsyncClient:
             if r.status_code in RETRY_STATUSES:
                 last, maybe_stored, retry_after = err, True, err.retry_after
                 continue
-            if maybe_stored and final_ends and err.code == "channel_final":
-                return PublishResult(0, None, None, duplicates=len(body), attempts=attempt)
             self._retire(producers)
             raise err
         self._retire(producers)
@@ -144,8 +142,17 @@ class AsyncClient:
 
     # ---- generation and subscribe ---------------------------------------------------------------
 
-    def stream(self, channel: str, *, producer: Optional[str] = None) -> "AsyncGeneration":
-        return AsyncGeneration(Generation(self, channel, producer))  # type: ignore[arg-type]
+    def stream(self, channel: str, *, producer: Optional[str] = None, lease: Optional[float] = None) -> "AsyncGeneration":
+        return AsyncGeneration(Generation(self, channel, producer, lease))  # type: ignore[arg-type]
+
+    async def cancel(self, channel: str, reason: Optional[str] = None) -> Dict[str, Any]:
+        """Stop (see Client.cancel)."""
+        body = json.dumps({"reason": reason} if reason is not None else {}).encode("utf-8")
+        r = await self._http.post(f"{self.url}/v1/channels/{channel}/cancel", content=body,
+                                  headers={"Content-Type": "application/json", **self.auth_headers()})
+        if r.status_code != 200:
+            raise refused_from_response(r.status_code, r.content, r.headers.get("retry-after"))
+        return r.json()
 
     def subscribe(self, channels: Union[str, Sequence[str]], *, last_event_id: Optional[str] = None,
                   token: TokenSource = None, on_heartbeat: Optional[Callable[[str], None]] = None,

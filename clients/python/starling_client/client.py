@@ -63,9 +63,11 @@ class Client:
     # ---- publish ---------------------------------------------------------------------------
 
     def publish(self, channel: str, data: Any, *, event: str = "message", conflate: Optional[str] = None,
-                final: bool = False) -> PublishResult:
-        """One event. `data` is any JSON value (a str is sent as its raw text)."""
-        return self.publish_batch(channel, [Event(data, event, conflate, final)])
+                final: bool = False, lease: Optional[float] = None) -> PublishResult:
+        """One event. `data` is any JSON value (a str is sent as its raw text). `lease`
+        (seconds): unless another publish renews it in time, the broker ends the channel
+        with `starling.abandoned`."""
+        return self.publish_batch(channel, [Event(data, event, conflate, final, lease)])
 
     def publish_batch(self, channel: str, events: Sequence[Any]) -> PublishResult:
         """An ordered batch on one channel, stored all or nothing. Items: Event, a dict
@@ -76,7 +78,7 @@ class Client:
         with self._producers.lock(channel):
             producer, first = self._producers.reserve(channel, len(evs))
             body = [e.body(producer, first + k) for k, e in enumerate(evs)]
-            return self._post(f"/v1/channels/{channel}/events", body, {channel: producer}, final_ends=evs[-1].final)
+            return self._post(f"/v1/channels/{channel}/events", body, {channel: producer})
 
     def publish_many(self, events: Iterable[Tuple[str, Any]]) -> PublishResult:
         """Events for several channels in one request: (channel, event) pairs. Each
@@ -98,9 +100,9 @@ class Client:
             for ch, e in pairs:
                 body.append(e.body(producers[ch], next_seq[ch], channel=ch))
                 next_seq[ch] += 1
-            return self._post("/v1/events", body, producers, final_ends=False)
+            return self._post("/v1/events", body, producers)
 
-    def _post(self, path: str, body: List[dict], producers: Dict[str, str], final_ends: bool) -> PublishResult:
+    def _post(self, path: str, body: List[dict], producers: Dict[str, str]) -> PublishResult:
         content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         maybe_stored = False
         retry_after: Optional[float] = None
@@ -124,10 +126,6 @@ class Client:
             if r.status_code in RETRY_STATUSES:
                 last, maybe_stored, retry_after = err, True, err.retry_after
                 continue
-            if maybe_stored and final_ends and err.code == "channel_final":
-                # An earlier attempt stored our final event and its answer was lost: the
-                # broker checks `final` before producer repeats, so the repeat says 409.
-                return PublishResult(0, None, None, duplicates=len(body), attempts=attempt)
             self._retire(producers)
             raise err
         self._retire(producers)
@@ -139,9 +137,35 @@ class Client:
 
     # ---- streaming generation ------------------------------------------------------------------
 
-    def stream(self, channel: str, *, producer: Optional[str] = None) -> Generation:
-        """A generation held open as one streaming NDJSON publish (generation.py)."""
-        return Generation(self, channel, producer)
+    def stream(self, channel: str, *, producer: Optional[str] = None, lease: Optional[float] = None) -> Generation:
+        """A generation held open as one streaming NDJSON publish (generation.py). With
+        `lease` (seconds, the `Starling-Lease` header) the open request holds the channel;
+        if the worker dies without a final event, subscribers get `starling.abandoned`."""
+        return Generation(self, channel, producer, lease)
+
+    def cancel(self, channel: str, reason: Optional[str] = None) -> Dict[str, Any]:
+        """Stop: ends the channel with a final `starling.cancelled` event; a generation
+        streaming into it is refused at once (`Cancelled`). Returns `{"id","state"}`.
+        Needs the channel in the token's `cancel` or `publish` claims."""
+        body = json.dumps({"reason": reason} if reason is not None else {}).encode("utf-8")
+        last: Optional[BaseException] = None
+        retry_after: Optional[float] = None
+        for attempt in range(1, self.backoff.attempts + 1):
+            if attempt > 1:
+                time.sleep(self.backoff.delay(attempt - 1, retry_after))
+            try:
+                r = self._http.post(f"{self.url}/v1/channels/{channel}/cancel", content=body,
+                                    headers={"Content-Type": "application/json", **self.auth_headers()})
+            except httpx.TransportError as e:  # a repeated Stop is harmless
+                last = e
+                continue
+            if r.status_code == 200:
+                return r.json()
+            err = refused_from_response(r.status_code, r.content, r.headers.get("retry-after"))
+            if r.status_code not in RETRY_STATUSES:
+                raise err
+            last, retry_after = err, err.retry_after
+        raise Unavailable(f"cancel {channel} failed {self.backoff.attempts} times: {last}", last, True)
 
     # ---- subscribe and read ----------------------------------------------------------------------
 

@@ -27,11 +27,9 @@ class Refused(StarlingError):
 
 
 class Cancelled(Refused):
-    """The channel was stopped (409 `channel_cancelled`).
-
-    Needs broker support (issue 14, Stop): the broker does not answer this code yet, so
-    nothing raises it today; it is here so worker code can be written against it.
-    """
+    """The channel was stopped (409 `channel_cancelled`): someone called Stop
+    (`client.cancel(channel)`, POST /v1/channels/{ch}/cancel). A generation in progress
+    gets it at once, as the broker answers its open streaming publish."""
 
 
 class Unavailable(StarlingError):

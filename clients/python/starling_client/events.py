@@ -23,6 +23,7 @@ class Event:
     event: str = "message"
     conflate: Optional[str] = None
     final: bool = False
+    lease: Optional[float] = None  # seconds (1..86400): the channel is abandoned if nothing renews it
 
     def body(self, producer: Optional[str] = None, seq: Optional[int] = None, channel: Optional[str] = None) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
@@ -35,6 +36,8 @@ class Event:
             out["conflate"] = self.conflate
         if self.final:
             out["final"] = True
+        if self.lease is not None:
+            out["lease"] = self.lease
         if producer is not None:
             out["producer"] = producer
             out["seq"] = seq
@@ -45,10 +48,11 @@ def as_event(value: Any) -> Event:
     """An Event from an Event, a dict with the API's keys, or a bare data value."""
     if isinstance(value, Event):
         return value
-    if isinstance(value, dict) and "data" in value and set(value) <= {"data", "event", "conflate", "final"}:
-        return Event(value["data"], value.get("event", "message"), value.get("conflate"), bool(value.get("final", False)))
+    if isinstance(value, dict) and "data" in value and set(value) <= {"data", "event", "conflate", "final", "lease"}:
+        return Event(value["data"], value.get("event", "message"), value.get("conflate"), bool(value.get("final", False)),
+                     value.get("lease"))
     if isinstance(value, dict):
-        raise ValueError("an event dict takes data, event, conflate, final (producer/seq are set by the client)")
+        raise ValueError("an event dict takes data, event, conflate, final, lease (producer/seq are set by the client)")
     return Event(value)
 
 
@@ -89,13 +93,17 @@ class Expired(Notice):
 
 
 class CancelledNotice(Notice):
-    """`starling.cancelled`: the channel was stopped. Needs broker support (issue 14):
-    the broker does not write it yet."""
+    """`starling.cancelled`: the channel was stopped (POST /v1/channels/{ch}/cancel). It is
+    the channel's final event: `reason` says why, when the stopper gave one."""
+
+    @property
+    def reason(self) -> Optional[str]:
+        return self.json().get("reason")
 
 
 class Abandoned(Notice):
-    """`starling.abandoned`: the channel's lease ran out. Needs broker support (issue
-    14): the broker does not write it yet."""
+    """`starling.abandoned`: the channel's lease ran out with nothing renewing it (the
+    worker died). It is the channel's final event."""
 
 
 NOTICE_TYPES = {

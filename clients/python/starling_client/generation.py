@@ -10,7 +10,8 @@ A sender thread runs the HTTP request; its body is an iterator that yields each 
 moment the worker hands it over. While it waits for the next line it also watches the
 socket: the broker answers a streaming publish early only to refuse it (401, 400, 409,
 413: docs/api.md), so as soon as the socket turns readable the body ends, the answer is
-read, and the worker's next call raises `Refused`. If the connection drops (or the broker
+read, and the worker's next call raises `Refused` (`Cancelled` when the channel was
+stopped: the broker answers within milliseconds of the Stop). If the connection drops (or the broker
 answers 503), the sender reconnects with backoff and sends every line of the generation
 again from the first: each line carries this generation's producer id and its seq, so the
 broker acknowledges the lines it already has as duplicates and stores only the rest.
@@ -36,9 +37,11 @@ if TYPE_CHECKING:
 
 
 class Generation:
-    def __init__(self, client: "Client", channel: str, producer: Optional[str] = None) -> None:
+    def __init__(self, client: "Client", channel: str, producer: Optional[str] = None,
+                 lease: Optional[float] = None) -> None:
         self.client = client
         self.channel = channel
+        self.lease = lease
         self.producer = producer or new_producer_id("gen")
         self.result: Optional[PublishResult] = None
         self.error: Optional[StarlingError] = None
@@ -179,11 +182,6 @@ class Generation:
                 maybe_stored = maybe_stored or sent[0] > 0
                 retry_after = outcome.retry_after if isinstance(outcome, Refused) else None
                 if isinstance(outcome, Refused) and outcome.status not in RETRY_STATUSES:
-                    if outcome.code == "channel_final" and self._has_final and self.attempts > 1 and maybe_stored:
-                        # Our own final event was stored by an earlier attempt whose answer
-                        # was lost: the broker checks `final` before producer repeats.
-                        self.result = PublishResult(0, None, None, duplicates=len(self._lines), attempts=self.attempts)
-                        return
                     self.error = outcome
                     return
         finally:
@@ -198,6 +196,8 @@ class Generation:
                 sock.append(info["return_value"].get_extra_info("socket"))
 
         headers = {"Content-Type": "application/x-ndjson", **self.client.auth_headers()}
+        if self.lease is not None:
+            headers["Starling-Lease"] = f"{self.lease:g}"
         try:
             with http.stream("POST", f"{self.client.url}/v1/channels/{self.channel}/events",
                              content=self._body(sock, sent), headers=headers, extensions={"trace": trace}) as r:

@@ -3,7 +3,10 @@
 -- The broker runs this exact text (embedded in RedisPublishScript.swift; a test keeps
 -- the two identical), so a worker calling it directly is an HTTP publish in all but name.
 --
---   EVALSHA <sha> 1 starling:{<channel>} <retain-events> <retain-seconds> <event>...
+--   EVALSHA <sha> 1 starling:{<channel>} [lease <ms>] <retain-events> <retain-seconds> <event>...
+--   EVALSHA <sha> 1 starling:{<channel>} cancel <retain-events> <retain-seconds> <data>
+--   EVALSHA <sha> 1 starling:{<channel>} hold <retain-events> <retain-seconds>
+--   EVALSHA <sha> 1 starling:{<channel>} lapse <retain-events> <retain-seconds>
 --   <event> is 7 arguments: name data kind conflate final producer seq
 --     name      SSE event name, [A-Za-z0-9._:-]{1,64}, not starting "starling."
 --     data      the event data, raw
@@ -20,10 +23,29 @@
 -- whole batch. Seqs and epochs are compared exactly, as decimal strings: Lua's numbers
 -- are doubles, exact only up to 2^53.
 --
+-- Lifecycle (SPEC §4). A channel ends with its final event; the event's name says how:
+-- starling.cancelled (Stop: the `cancel` form, <data> its JSON data), starling.abandoned
+-- (its lease ran out), anything else (the publisher's own final event).
+--   lease <ms>  the batch sets the channel's lease (1000 .. 86400000 ms). Every publish to a
+--               leased channel renews the deadline to Redis's TIME + lease; so does `hold`
+--               (an open streaming publish, every third of the lease).
+--   lapse       ends the channel as abandoned if its deadline has passed (brokers with
+--               subscribers call it periodically). Every form first does the same, so the
+--               end happens once, at the first call after the deadline, whoever makes it.
+-- The lease lives in the hash starling:{<channel>}:lease (ms, due), gone once the channel
+-- ends. Events stored while the channel is leased carry l=1 (flag "l" in the
+-- notification), so a node watching the channel knows to check it.
+--
 -- Returns one entry per event: its stream ID, or "" when the producer already sent that seq.
+-- `cancel` returns the ID of the starling.cancelled event; `hold` returns the state
+-- ("open", "final", "cancelled", "abandoned"); `lapse` the ID of the starling.abandoned
+-- event it stored, or "".
 -- Errors (nothing of the batch is stored):
 --   "FINAL starling: ..."   the channel is final (HTTP 409 channel_final); a batch made
 --                           only of repeats is still acknowledged
+--   "CANCELLED starling: ...", "ABANDONED starling: ..."  likewise, the channel was
+--                           cancelled (409 channel_cancelled) or abandoned (409
+--                           channel_abandoned); `cancel` on an ended channel gets the same
 --   "SEQGAP starling: event [k]: producer "p": seq S jumps ahead; expected seq E"  (409 producer_seq_gap)
 --   "FENCED starling: event [k]: producer "p": epoch E is below its current epoch F"  (409 producer_fenced)
 --   "ERR starling: ..."     bad arguments (400)
@@ -37,9 +59,19 @@
 -- flags ("t"|"j", then "c" if conflated, "f" if final), conflate, data.
 
 local key = KEYS[1]
-local maxlen = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
-local count = (#ARGV - 2) / 7
+local mode = 'publish'
+local a = 1            -- ARGV index of <retain-events>
+local leaseMs
+if ARGV[1] == 'lease' then
+  leaseMs = tonumber(ARGV[2])
+  a = 3
+elseif ARGV[1] == 'cancel' or ARGV[1] == 'hold' or ARGV[1] == 'lapse' then
+  mode = ARGV[1]
+  a = 2
+end
+local maxlen = tonumber(ARGV[a])
+local ttl = tonumber(ARGV[a + 1])
+local count = (#ARGV - a - 1) / 7
 
 local function fail(msg)
   return redis.error_reply('ERR starling: ' .. msg)
@@ -49,9 +81,18 @@ if #KEYS ~= 1 or not string.match(key, '^starling:{[A-Za-z0-9._:@-]+}$') then
   return fail('the one key must be starling:{channel}')
 end
 if not maxlen or maxlen < 1 or not ttl or ttl < 1 then
-  return fail('ARGV[1] retain-events and ARGV[2] retain-seconds must be positive integers')
+  return fail('retain-events and retain-seconds must be positive integers')
 end
-if count < 1 or count ~= math.floor(count) then
+if ARGV[1] == 'lease' and (not leaseMs or leaseMs ~= math.floor(leaseMs) or leaseMs < 1000 or leaseMs > 86400000) then
+  return fail('lease takes whole milliseconds from 1000 to 86400000')
+end
+if mode == 'cancel' and (#ARGV ~= a + 2 or not pcall(cjson.decode, ARGV[a + 2])) then
+  return fail('cancel takes retain-events, retain-seconds and the JSON data of the starling.cancelled event')
+end
+if (mode == 'hold' or mode == 'lapse') and #ARGV ~= a + 1 then
+  return fail(mode .. ' takes retain-events and retain-seconds')
+end
+if mode == 'publish' and (count < 1 or count ~= math.floor(count)) then
   return fail('after the two retention arguments, each event takes 7: name data kind conflate final producer seq')
 end
 
@@ -89,8 +130,8 @@ local function position(text)
 end
 
 -- Check the whole batch before storing anything: all or nothing.
-for i = 0, count - 1 do
-  local b = 3 + i * 7
+for i = 0, (mode == 'publish' and count or 0) - 1 do
+  local b = a + 2 + i * 7
   local name, data, kind, final, seq = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 4], ARGV[b + 6]
   local at = 'event [' .. i .. ']: '
   if #name < 1 or #name > 64 or not string.match(name, '^[A-Za-z0-9._:-]+$')
@@ -106,16 +147,74 @@ for i = 0, count - 1 do
   end
 end
 
--- The newest entry gives both the final state and the ID the notification chains from.
+-- The newest entry gives both the end state and the ID the notification chains from.
 local prev = ''
-local isFinal = false
+local state = 'open'
 local newest = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
 if #newest > 0 then
   prev = newest[1][1]
   local fields = newest[1][2]
+  local name, final = '', false
   for j = 1, #fields, 2 do
-    if fields[j] == 'f' then isFinal = true end
+    if fields[j] == 'f' then final = true end
+    if fields[j] == 'e' then name = fields[j + 1] end
   end
+  if final then
+    if name == 'starling.cancelled' then state = 'cancelled'
+    elseif name == 'starling.abandoned' then state = 'abandoned'
+    else state = 'final' end
+  end
+end
+
+local function field(s) return #s .. ':' .. s end
+local leaseKey = key .. ':lease'
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+
+-- Stores the broker's own final event (name, JSON data) and announces it; the lease goes.
+local function finish(name, data)
+  local id = redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'e', name, 'd', data, 'k', 'json', 'f', '1')
+  redis.call('PEXPIRE', key, ttl * 1000)
+  redis.call('DEL', leaseKey)
+  redis.call('PUBLISH', key, table.concat({ field('v1'), field(prev), field(id), field(name), field('jf'), field(''), field(data) }))
+  prev = id
+  return id
+end
+
+-- A lease that ran out ends the channel now, whichever call comes first.
+local abandoned = ''
+if state == 'open' then
+  local due = redis.call('HGET', leaseKey, 'due')
+  if due and tonumber(due) <= now then
+    abandoned = finish('starling.abandoned', '{"reason":"lease_expired"}')
+    state = 'abandoned'
+  end
+end
+
+local function ended_reply()
+  local label = { final = 'FINAL', cancelled = 'CANCELLED', abandoned = 'ABANDONED' }
+  local why = { final = 'is final', cancelled = 'was cancelled (Stop)', abandoned = 'was abandoned (its lease ran out)' }
+  return redis.error_reply(label[state] .. ' starling: channel ' .. string.sub(key, 11, -2) .. ' ' .. why[state]
+    .. ' and accepts no more events')
+end
+
+-- Moves a leased channel's deadline to now + its lease; true if the channel is leased.
+local function renew()
+  local ms = redis.call('HGET', leaseKey, 'ms')
+  if not ms then return false end
+  redis.call('HSET', leaseKey, 'due', now + tonumber(ms))
+  redis.call('PEXPIRE', leaseKey, ttl * 1000)
+  return true
+end
+
+if mode == 'lapse' then return abandoned end
+if mode == 'hold' then
+  if state == 'open' then renew() end
+  return state
+end
+if mode == 'cancel' then
+  if state ~= 'open' then return ended_reply() end
+  return finish('starling.cancelled', ARGV[a + 2])
 end
 
 -- Judge every producer event before writing anything: repeat, next, or refusal.
@@ -127,7 +226,7 @@ local repeated = {}    -- event index -> true for a repeat
 local repeats = 0
 local refusal
 for i = 0, count - 1 do
-  local b = 3 + i * 7
+  local b = a + 2 + i * 7
   local producer, seq = ARGV[b + 5], ARGV[b + 6]
   if producer ~= '' and seq ~= '' then
     local e, q = position(seq)
@@ -158,19 +257,20 @@ for i = 0, count - 1 do
     end
   end
 end
-if isFinal and (refusal or repeats < count) then
-  return redis.error_reply('FINAL starling: channel ' .. string.sub(key, 11, -2) .. ' is final and accepts no more events')
-end
+if state ~= 'open' and (refusal or repeats < count) then return ended_reply() end
 if refusal then return redis.error_reply(refusal) end
 
-local function field(s) return #s .. ':' .. s end
+-- The lease: set by this batch, renewed by every batch of a leased channel.
+if leaseMs then redis.call('HSET', leaseKey, 'ms', leaseMs) end
+local leased = state == 'open' and renew()
 
+local ended = false
 local ids = {}
 local notice = { field('v1'), field(prev) }
 local stored = 0
 local idMs, nextSeq
 for i = 0, count - 1 do
-  local b = 3 + i * 7
+  local b = a + 2 + i * 7
   local name, data, kind, conflate, final = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   if repeated[i] then
     ids[#ids + 1] = ''
@@ -182,6 +282,10 @@ for i = 0, count - 1 do
     end
     if final == '1' then
       args[#args + 1] = 'f'; args[#args + 1] = '1'; flags = flags .. 'f'
+      ended = true
+    end
+    if leased then
+      args[#args + 1] = 'l'; args[#args + 1] = '1'; flags = flags .. 'l'
     end
     -- The first event takes Redis's next ID; the rest follow it as <ms>-<seq+1>, … so a
     -- batch's IDs are consecutive (as the memory engine makes them), whatever the clock does.
@@ -208,9 +312,9 @@ end
 if stored > 0 then
   -- Retention by age: drop entries older than retain-seconds, and let an idle channel's
   -- key (and its producer record) expire as a whole.
-  local now = redis.call('TIME')
-  local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - ttl * 1000
+  local cutoff = now - ttl * 1000
   if cutoff > 0 then redis.call('XTRIM', key, 'MINID', '~', cutoff) end
+  if ended then redis.call('DEL', leaseKey) end
   redis.call('PEXPIRE', key, ttl * 1000)
   redis.call('PUBLISH', key, table.concat(notice))
 end

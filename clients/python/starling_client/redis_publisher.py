@@ -60,8 +60,8 @@ class RedisPublisher:
         self.redis.close()
 
     def publish(self, channel: str, data: Any, *, event: str = "message", conflate: Optional[str] = None,
-                final: bool = False) -> PublishResult:
-        return self.publish_batch(channel, [Event(data, event, conflate, final)])
+                final: bool = False, lease: Optional[float] = None) -> PublishResult:
+        return self.publish_batch(channel, [Event(data, event, conflate, final, lease)])
 
     def publish_batch(self, channel: str, events: Sequence[Any]) -> PublishResult:
         evs = [as_event(e) for e in events]
@@ -98,7 +98,9 @@ class RedisPublisher:
         """One script call for an ordered batch, retried on connection errors."""
         from .events import ChannelResult
 
-        args: List[Any] = [self.retain_events, self.retain_seconds]
+        lease = next((e.lease for e in evs if e.lease is not None), None)
+        args: List[Any] = ["lease", int(lease * 1000)] if lease is not None else []
+        args += [self.retain_events, self.retain_seconds]
         for k, e in enumerate(evs):
             args += script_args(e, producer, first_seq + k)
         key = "starling:{%s}" % channel
@@ -114,10 +116,6 @@ class RedisPublisher:
             except redis.ResponseError as e:
                 text = str(e)
                 code = SCRIPT_ERRORS.get(text.split(" ", 1)[0])
-                if code == "channel_final" and attempt > 1 and evs[-1].final:
-                    # our own final, stored by an attempt whose reply was lost (a script
-                    # that predates acknowledging repeats on a final channel says FINAL)
-                    return PublishResult(0, None, None, duplicates=len(evs), attempts=attempt)
                 if code is not None:
                     raise Refused(409, code, text) from e
                 raise Refused(400, "bad_event", text) from e

@@ -28,8 +28,11 @@ class Broker:
         if not os.path.exists(BINARY):
             raise RuntimeError(f"no broker binary at {BINARY}: build it (swift build) or set STARLING_BIN")
         logs = None if os.environ.get("STARLING_TEST_LOGS") else subprocess.DEVNULL
+        # STARLING_* variables are the broker's settings: the suite's own (STARLING_BIN,
+        # STARLING_TEST_REDIS, ...) would be unknown settings to it.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STARLING_")}
         self.process = subprocess.Popen([BINARY, "serve", "--listen", "127.0.0.1:0", *args],
-                                        stdout=subprocess.PIPE, stderr=logs, text=True)
+                                        stdout=subprocess.PIPE, stderr=logs, text=True, env=env)
         self.port = self._read_port()
         self.url = f"http://127.0.0.1:{self.port}"
 

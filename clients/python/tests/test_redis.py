@@ -9,7 +9,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from support import ROOT, Broker, CuttingProxy, collect, redis_url
-from starling_client import Client, Event, Refused, RedisPublisher
+from starling_client import Abandoned, Client, Event, Refused, RedisPublisher
 
 
 @pytest.fixture
@@ -80,5 +80,16 @@ def test_redis_script_refusals_carry_the_http_codes(redis_broker, channel):
         with pytest.raises(Refused) as bad:
             pub.publish(channel, "x", event="starling.mine")
         assert (bad.value.status, bad.value.code) == (400, "bad_event")
+    finally:
+        pub.close()
+
+
+def test_redis_path_lease_ends_an_unrenewed_channel_as_abandoned(redis_broker, channel):
+    pub = RedisPublisher(redis_url())
+    try:
+        pub.publish(channel, "started", event="token", lease=1)  # then the worker "dies"
+        with Client(redis_broker.url) as c:
+            got = collect(c.subscribe(channel, last_event_id="earliest"), timeout=10)
+        assert got[0].data == "started" and isinstance(got[-1], Abandoned) and len(got) == 2
     finally:
         pub.close()
