@@ -231,9 +231,12 @@ final class IngestStream: BodyStream, StreamDelegate {
     /// Refuses the rest of the body: nothing more is read or stored; the answer goes out as
     /// soon as the appends already in flight are done (so its count is exact).
     private func fail(_ error: BrokerError) {
-        guard refusal == nil, !answered else { return }
-        refusal = error
-        stopHolding()
+        // The first refusal is the one answered; a later one (another batch in flight that
+        // the store refused too) must still let the answer go once nothing is in flight.
+        if refusal == nil, !answered {
+            refusal = error
+            stopHolding()
+        }
         answerIfDone()
     }
 
