@@ -20,6 +20,23 @@ final class IngestTests: XCTestCase {
 
     func endChunks(_ c: BlockingConnection) throws { try c.send("0\r\n\r\n") }
 
+    func testStreamingToAFinalChannelIsAlwaysAnswered() throws {
+        // Several batches in flight, each refused by the store: the first refusal waits for
+        // the others, and the answer must still go out (it once hung 1 run in 20).
+        try onEachEngine { broker, run in
+            for k in 0..<8 {
+                let ch = uniqueChannel("ended")
+                _ = try broker.client.publish(ch, data: "end", final: true)
+                let post = try ChunkedPublish(port: broker.port, path: "/v1/channels/\(ch)/events")
+                for j in 0..<4 { try? post.chunk("{\"data\":\"a\(j)\"}\n{\"data\":\"b\(j)\"}\n") }
+                try? post.end()
+                let answer = try HTTPResponse.read(from: post.connection, timeout: 3)
+                XCTAssertEqual(answer.status, 409, "[\(run)] round \(k): \(answer.text)")
+                XCTAssertEqual(errorCode(answer), "channel_final")
+            }
+        }
+    }
+
     func testSubscriberSeesLineOneBeforeLineTwoIsSent() throws {
         try onEachEngine { broker, engine in
             let ch = uniqueChannel()

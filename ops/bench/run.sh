@@ -118,8 +118,8 @@ stop_server() {
 }
 ALSO_PIDS=()  # processes whose CPU and RSS count as the server's (its Redis, more nginx workers)
 
-has_redis_engine() { "$BIN/starling" serve --help 2>&1 | grep -q -- '--redis'; }
-has_threads() { "$BIN/starling" serve --help 2>&1 | grep -q -- '--threads'; }
+has_redis_engine() { "$BIN/starling" serve --help 2>&1 | grep -- '--redis' >/dev/null; }
+has_threads() { "$BIN/starling" serve --help 2>&1 | grep -- '--threads' >/dev/null; }  # not -q: an early exit is a SIGPIPE under pipefail
 
 STARLING_FLAGS=(--heartbeat 5 --retain-events 100000 --max-connections 19900 --log-level warning)
 
