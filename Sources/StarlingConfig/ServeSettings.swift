@@ -35,6 +35,8 @@ public struct ServeSettings: Sendable {
     public var publicSubscribe: [String]
     /// Patterns of channels a subscriber with no resume point reads from `earliest`.
     public var subscribeFromStart: [String]
+    /// Event names whose string-data events may be merged (token merge).
+    public var mergeEvents: [String]
     public var jwtCookie: String
     /// A swift-log level name (checked).
     public var logLevel: String
@@ -130,6 +132,7 @@ public struct ServeSettings: Sendable {
         jwtPublicKeyPEMs = pems
         publicSubscribe = try r.list(.publicSubscribe)
         subscribeFromStart = try r.list(.subscribeFromStart)
+        mergeEvents = try r.list(.mergeEvents)
         jwtCookie = try r.value(.jwtCookie) { text, fail throws(ConfigError) in
             guard !text.isEmpty, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }) else {
                 throw fail("'\(text)' is not a cookie name (letters, digits, _ - .)")

@@ -28,6 +28,7 @@ public enum SettingKey: String, CaseIterable, Sendable {
     case jwtPublicKey = "jwt_public_key"
     case publicSubscribe = "public_subscribe"
     case subscribeFromStart = "subscribe_from_start"
+    case mergeEvents = "merge_events"
     case jwtCookie = "jwt_cookie"
     case logLevel = "log_level"
     case logFormat = "log_format"
@@ -59,7 +60,7 @@ public enum SettingKey: String, CaseIterable, Sendable {
         case .heartbeat, .headTimeout, .idleTimeout, .drainTimeout, .retainSeconds: return .seconds
         case .clientBuffer, .maxQueuedBytes, .maxEventBytes, .maxBodyBytes: return .bytes
         case .retainEvents, .maxConnections, .maxConnectionsPerAddress, .threads: return .count
-        case .corsOrigin, .publicSubscribe, .subscribeFromStart, .jwtSecret: return .list
+        case .corsOrigin, .publicSubscribe, .subscribeFromStart, .mergeEvents, .jwtSecret: return .list
         case .jwtSecretFile, .jwtPublicKey: return .pathList
         case .logLevel: return .choice(["trace", "debug", "info", "notice", "warning", "error", "critical"])
         case .logFormat: return .choice(["text", "json"])
@@ -130,6 +131,7 @@ public enum SettingKey: String, CaseIterable, Sendable {
         case .jwtPublicKey: return "RS256 or ES256 public key, PEM file (repeatable)."
         case .publicSubscribe: return "Channel or prefix* pattern anonymous clients may subscribe to (repeatable)."
         case .subscribeFromStart: return "Channel or prefix* pattern whose subscribers start at the earliest retained event when they give no resume point (repeatable; for per-generation channels)."
+        case .mergeEvents: return "Event name whose string-data events may be merged into one (concatenated text, last ID) for a slow subscriber or a ?merge=1 replay (repeatable; for token events)."
         case .jwtCookie: return "Cookie that may carry the JWT (after Authorization: Bearer and ?access_token=)."
         case .logLevel: return "Log level: trace, debug, info, notice, warning, error, critical."
         case .logFormat: return "Log format: text or json (one JSON object per line)."

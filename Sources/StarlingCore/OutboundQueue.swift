@@ -1,18 +1,34 @@
 // OutboundQueue: one subscriber's bounded queue of encoded bytes (SPEC §5).
 // Items are shared SharedBytes (no per-subscriber copy). The writer drains many items
-// per write. Over capacity, superseded snapshots (same `conflate` key as a newer queued
-// item) are dropped first; if that is not enough the caller disconnects the subscriber,
-// who resumes from history with Last-Event-ID, so nothing retained is lost.
+// per write. Over capacity, runs of token events are merged first (TokenMerge.swift: one
+// event per run, encoded for this subscriber alone), then superseded snapshots (same
+// `conflate` key as a newer queued item) are dropped; if that is not enough the caller
+// disconnects the subscriber, who resumes from history with Last-Event-ID, so nothing
+// retained is lost. Below capacity nothing is scanned, merged or dropped.
 import DequeModule
 
 public struct OutboundQueue {
     public struct Item {
         public let bytes: SharedBytes
         public let conflate: String?
-        public init(_ bytes: SharedBytes, conflate: String? = nil) { self.bytes = bytes; self.conflate = conflate }
+        /// Set on the items of a mergeable token event (`--merge-events`); nil otherwise.
+        public let token: Token?
+        public init(_ bytes: SharedBytes, conflate: String? = nil, token: Token? = nil) {
+            self.bytes = bytes; self.conflate = conflate; self.token = token
+        }
     }
 
-    public enum PushResult: Equatable { case queued, conflated(dropped: Int), overflow }
+    /// What a queued item is to TokenMerge.
+    public enum Token {
+        /// A single-channel stream's event: the item's bytes are its `sse`.
+        case event(StoredEvent)
+        /// A multiplexed stream's per-subscriber `id:` line, followed by the event's envelope.
+        case cursor
+        /// A multiplexed stream's event: the item's bytes are its `envelope`.
+        case envelope(StoredEvent)
+    }
+
+    public enum PushResult: Equatable { case queued, relieved(merged: Int, dropped: Int), overflow }
 
     public var capacity: Int
     private var pending = Deque<Item>()
@@ -35,11 +51,32 @@ public struct OutboundQueue {
         return relieve()
     }
 
-    /// Over capacity: drops superseded snapshots, and says whether that was enough.
+    /// Over capacity: merges token runs, then drops superseded snapshots (and merges the
+    /// runs that made adjacent), and says whether that was enough.
     public mutating func relieve() -> PushResult {
         guard totalBytes > capacity else { return .queued }
-        let dropped = conflate()
-        return totalBytes > capacity ? .overflow : .conflated(dropped: dropped)
+        var merged = mergeTokens()
+        var dropped = 0
+        if totalBytes > capacity {
+            dropped = conflate()
+            if dropped > 0, totalBytes > capacity { merged += mergeTokens() }
+        }
+        return totalBytes > capacity ? .overflow : .relieved(merged: merged, dropped: dropped)
+    }
+
+    /// Items of token events pending now (they are few unless `--merge-events` is set).
+    private var mayHoldTokens: Bool { pending.contains { $0.token != nil } }
+
+    /// Merges each run of pending token events into one event; returns how many events
+    /// were folded into others. The head is kept when part of it is already on the wire.
+    public mutating func mergeTokens() -> Int {
+        guard mayHoldTokens else { return 0 }
+        let (items, folded) = TokenMerge.merge(pending, from: headOffset > 0 ? 1 : 0,
+                                               maxBytes: TokenMerge.maxMergedBytes(clientBuffer: capacity))
+        guard folded > 0 else { return 0 }
+        pending = items
+        pendingBytes = pending.reduce(0) { $0 + $1.bytes.count } - headOffset
+        return folded
     }
 
     /// Adds an item whatever the capacity (the opening bytes, an HTTP response).

@@ -309,14 +309,15 @@ public final class Connection: WheelTimed {
     }
 
     /// Queues shared bytes on a stream. `.overflow` means the client is too slow: the
-    /// caller decides (the broker disconnects it).
-    public func send(_ bytes: SharedBytes, conflate: String? = nil) -> OutboundQueue.PushResult {
+    /// caller decides (the broker disconnects it). `token` marks a mergeable token event.
+    public func send(_ bytes: SharedBytes, conflate: String? = nil, token: OutboundQueue.Token? = nil) -> OutboundQueue.PushResult {
         guard state == .streaming, !closeAfterFlush else { return .queued }
-        queue.pushUnbounded(.init(bytes, conflate: conflate))
+        queue.pushUnbounded(.init(bytes, conflate: conflate, token: token))
         loop.markDirty(self)
         guard queue.totalBytes > queue.capacity else { return .queued }
         // Over the bound: first let the kernel take what it can (a big batch can arrive
-        // between two loop turns), then drop superseded snapshots, and only then give up.
+        // between two loop turns), then merge token runs and drop superseded snapshots,
+        // and only then give up.
         flush(notify: false)
         return isOpen ? queue.relieve() : .queued
     }

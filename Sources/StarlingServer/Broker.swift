@@ -33,6 +33,9 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     var leaseHolders: [ObjectIdentifier: IngestStream] = [:]
     let heartbeat = SharedBytes(SSEEncoder.comment(""))
     private var ticks = 0
+    /// The event last asked about in `isMergeable`, and the answer: a fan-out asks once
+    /// per subscriber, the set is looked up once per event.
+    private var mergeChecked: (event: StoredEvent, mergeable: Bool)?
 
     public init(loop: EventLoop, store: EventStore, config: BrokerConfig, auth: Authorizer, logger: Logger) {
         self.loop = loop
@@ -177,6 +180,15 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
             for leg in legs { leg.live(event) }
             metrics.awaitingWrite.append(event.storedAtMs)
         }
+    }
+
+    /// May `event` be merged for a subscriber (`--merge-events`)? Free when none are set.
+    func isMergeable(_ event: StoredEvent) -> Bool {
+        if config.mergeEvents.isEmpty { return false }
+        if let checked = mergeChecked, checked.event === event { return checked.mergeable }
+        let mergeable = TokenMerge.isMergeable(event, names: config.mergeEvents)
+        mergeChecked = (event, mergeable)
+        return mergeable
     }
 
     func add(_ leg: ChannelLeg) {

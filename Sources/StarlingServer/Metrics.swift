@@ -38,6 +38,8 @@ struct Metrics: Sendable {
     var eventsDelivered = 0
     var eventsReplayed = 0
     var conflatedDrops = 0
+    /// Token events folded into a merged one (slow queues and `?merge=1` replays).
+    var mergedEvents = 0
     var slowConsumerDisconnects = 0
     var shedForGlobalCap = 0
     var gapsReported = 0
@@ -90,6 +92,7 @@ struct Metrics: Sendable {
         m.eventsDelivered += b.eventsDelivered
         m.eventsReplayed += b.eventsReplayed
         m.conflatedDrops += b.conflatedDrops
+        m.mergedEvents += b.mergedEvents
         m.slowConsumerDisconnects += b.slowConsumerDisconnects
         m.shedForGlobalCap += b.shedForGlobalCap
         m.gapsReported += b.gapsReported

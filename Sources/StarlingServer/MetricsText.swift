@@ -32,6 +32,7 @@ enum MetricsText {
         one("starling_events_delivered_total", "Live events queued to subscribers.", s.eventsDelivered)
         one("starling_events_replayed_total", "History events queued to resuming subscribers.", s.eventsReplayed)
         one("starling_conflated_drops_total", "Superseded snapshots dropped from slow queues.", s.conflatedDrops)
+        one("starling_merged_events_total", "Token events merged into another (slow queues and ?merge=1 replays).", s.mergedEvents)
         one("starling_slow_consumer_disconnects_total", "Subscribers closed because their queue overflowed.", s.slowConsumerDisconnects)
         one("starling_shed_global_cap_total", "Subscribers closed to keep all queues under the global cap.", s.shedForGlobalCap)
         one("starling_gaps_reported_total", "starling.gap notices sent.", s.gapsReported)

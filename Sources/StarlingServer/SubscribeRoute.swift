@@ -52,10 +52,19 @@ extension Broker {
         return Array(repeating: point, count: channels.count)
     }
 
+    /// `?merge=1` (or `true`): replay token runs merged; `0`, `false` or absent: as stored.
+    func mergeReplay(_ request: Request) throws -> Bool {
+        switch request.queryValue("merge") {
+        case nil, "0", "false": return false
+        case "1", "true": return true
+        default: throw BrokerError(.badRequest, "bad_merge", "merge takes 1 (or true) to replay token runs merged, or 0")
+        }
+    }
+
     func subscribe(_ channels: [String], multiplexed: Bool, grant: Grant, _ request: Request, _ connection: Connection) throws {
         let resume = try resumePoints(request, channels: channels, multiplexed: multiplexed)
         let subscription = Subscription(broker: self, connection: connection, channels: channels, resume: resume,
-                                        multiplexed: multiplexed, grant: grant)
+                                        multiplexed: multiplexed, grant: grant, mergeReplay: try mergeReplay(request))
         // Legs join the fan-out before the first read, so no live event can slip between.
         for leg in subscription.legs { add(leg) }
         var pages = [ReadResult?](repeating: nil, count: channels.count)

@@ -2,7 +2,8 @@
 // /v1/channels/{ch}/events, up to 64 for /v1/events). Legs replay history in pages,
 // paced by the connection's queue, then switch to live delivery with no gap and no
 // duplicate. A single-channel stream sends each event's shared encoding as is; a
-// multiplexed one sends a per-subscriber cursor line plus the shared envelope.
+// multiplexed one sends a per-subscriber cursor line plus the shared envelope. With
+// `?merge=1` a leg replays each run of token events as one event (TokenMerge.swift).
 import DequeModule
 import StarlingAuth
 import StarlingCore
@@ -17,16 +18,20 @@ final class Subscription: StreamDelegate {
     private(set) var legs: [ChannelLeg] = []
     let multiplexed: Bool
     let grant: Grant
+    /// `?merge=1`: history is replayed with token runs merged.
+    let mergeReplay: Bool
     private var ended = false
     /// For the stream-duration histogram and the access log.
     let startedNs = MonotonicClock.nowNs()
     var bytesQueued = 0
 
-    init(broker: Broker, connection: Connection, channels: [String], resume: [ResumePoint], multiplexed: Bool, grant: Grant) {
+    init(broker: Broker, connection: Connection, channels: [String], resume: [ResumePoint], multiplexed: Bool, grant: Grant,
+         mergeReplay: Bool = false) {
         self.broker = broker
         self.connection = connection
         self.multiplexed = multiplexed
         self.grant = grant
+        self.mergeReplay = mergeReplay && !broker.config.mergeEvents.isEmpty
         legs = zip(channels, resume).map { ChannelLeg(subscription: self, channel: $0, resume: $1) }
         replayingLegs = legs.count
     }
@@ -35,24 +40,31 @@ final class Subscription: StreamDelegate {
 
     /// Queues one event of `leg`; false once this subscription has ended.
     func emit(_ event: StoredEvent, from leg: ChannelLeg) -> Bool {
-        let result: OutboundQueue.PushResult
+        let token = broker.isMergeable(event)
+        var result: OutboundQueue.PushResult
         if multiplexed {
             let cursor = MultiplexCursor.encode(channels: channels, positions: legs.map(\.lastID))
-            _ = connection.send(SharedBytes(Array("id: \(cursor)\n".utf8)))
-            result = connection.send(event.envelope, conflate: nil)
+            let first = connection.send(SharedBytes(Array("id: \(cursor)\n".utf8)), token: token ? .cursor : nil)
+            result = connection.send(event.envelope, conflate: nil, token: token ? .envelope(event) : nil)
+            if case .relieved(let merged, let dropped) = first { count(merged: merged, dropped: dropped) }
         } else {
-            result = connection.send(event.sse, conflate: event.conflate)
+            result = connection.send(event.sse, conflate: event.conflate, token: token ? .event(event) : nil)
         }
         bytesQueued &+= event.sse.count
         switch result {
         case .queued: break
-        case .conflated(let dropped): broker.metrics.conflatedDrops += dropped
+        case .relieved(let merged, let dropped): count(merged: merged, dropped: dropped)
         case .overflow:
             broker.noteSlowConsumer(self)
             connection.close()
             return false
         }
         return connection.isOpen
+    }
+
+    private func count(merged: Int, dropped: Int) {
+        broker.metrics.mergedEvents += merged
+        broker.metrics.conflatedDrops += dropped
     }
 
     func sendGap(_ gap: Gap, channel: String) {
@@ -119,13 +131,23 @@ final class ChannelLeg {
     private var tailConfirmed = false
     /// Live events that arrived while a read was in flight (async stores).
     private var arrivedDuringRead: [StoredEvent] = []
+    /// `?merge=1`: the token run being joined from history, not yet queued (it may go on
+    /// in the next page). Nil without merged replay.
+    private var run: TokenMerge.Run?
 
     init(subscription: Subscription, channel: String, resume: ResumePoint) {
         self.subscription = subscription
         self.channel = channel
         self.resume = resume
         if case .after(let id) = resume { lastID = id }
+        if subscription.mergeReplay {
+            run = TokenMerge.Run(multiplexed: subscription.multiplexed,
+                                 maxBytes: TokenMerge.maxMergedBytes(clientBuffer: subscription.broker.config.clientBufferBytes))
+        }
     }
+
+    /// The newest event taken from history: queued, or held in the merge run.
+    private var readPosition: EventID? { run?.last?.id ?? lastID }
 
     private var broker: Broker { subscription.broker }
     private var connection: Connection { subscription.connection }
@@ -156,7 +178,8 @@ final class ChannelLeg {
     /// Queues a page read from the store; then pumps.
     func accept(_ page: ReadResult) {
         reading = false
-        backlog.append(contentsOf: page.events.drop(while: { e in lastID.map { e.id <= $0 } ?? false }))
+        let position = readPosition
+        backlog.append(contentsOf: page.events.drop(while: { e in position.map { e.id <= $0 } ?? false }))
         tailConfirmed = page.reachedEnd
         pump()
     }
@@ -169,10 +192,16 @@ final class ChannelLeg {
         while let e = backlog.first, connection.queuedBytes < room {
             backlog.removeFirst()
             broker.metrics.eventsReplayed += 1
+            if run != nil {
+                if broker.isMergeable(e), run!.admits(e) { run!.append(e); continue }
+                if !sendRun() { return }
+                if broker.isMergeable(e) { run!.append(e); continue }
+            }
             if !send(e) { return }
         }
         guard backlog.isEmpty else { return }
         if tailConfirmed {
+            guard sendRun() else { return }
             phase = .live
             backlog = Deque()  // a live leg keeps no replay storage
             let arrived = arrivedDuringRead
@@ -185,12 +214,15 @@ final class ChannelLeg {
 
     private func fetchPage() {
         reading = true
-        let from: ResumePoint = lastID.map { .after($0) } ?? resume
+        let from: ResumePoint = readPosition.map { .after($0) } ?? resume
         broker.store.read(channel, from: from, limit: broker.config.replayPageSize) { [weak self] result in
             guard let self, self.phase != .done, self.connection.isOpen else { return }
             switch result {
             case .success(let page):
-                if let gap = page.gap { self.subscription.sendGap(gap, channel: self.channel) }
+                if let gap = page.gap {
+                    guard self.sendRun() else { return }  // the run came before the lost history
+                    self.subscription.sendGap(gap, channel: self.channel)
+                }
                 self.accept(page)
             case .failure: self.connection.close()  // the client resumes from its last ID
             }
@@ -212,6 +244,13 @@ final class ChannelLeg {
         }
     }
 
+    /// Queues the merge run, if any, as one event; false once the subscription has ended.
+    private func sendRun() -> Bool {
+        guard let held = run?.count, held > 0, let merged = run!.take() else { return true }
+        broker.metrics.mergedEvents += held - 1
+        return send(merged)
+    }
+
     /// Queues one event unless already sent; false once the subscription has ended.
     @discardableResult
     private func send(_ event: StoredEvent) -> Bool {
@@ -231,5 +270,6 @@ final class ChannelLeg {
         phase = .done
         backlog.removeAll()
         arrivedDuringRead.removeAll()
+        _ = run?.take()
     }
 }

@@ -27,6 +27,10 @@ struct Runtime {
             throw ConfigError(key: "subscribe_from_start", "takes channel names or a prefix followed by *")
         }
         broker.subscribeFromStart = fromStart
+        for name in s.mergeEvents {
+            if let why = BrokerConfig.mergeEventProblem(name) { throw ConfigError(key: "merge_events", why) }
+        }
+        broker.mergeEvents = Set(s.mergeEvents)
         auth = AuthConfig(hmacSecrets: s.jwtSecrets, publicKeyPEMs: s.jwtPublicKeyPEMs,
                           publicSubscribe: s.publicSubscribe, cookieName: s.jwtCookie)
         redis = try s.redisURL.map { text throws(ConfigError) in try Self.redisURL(text, password: s.redisPassword) }

@@ -29,6 +29,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: help(.jwtPublicKey)) var jwtPublicKey: [String] = []
     @Option(help: help(.publicSubscribe)) var publicSubscribe: [String] = []
     @Option(help: help(.subscribeFromStart)) var subscribeFromStart: [String] = []
+    @Option(help: help(.mergeEvents)) var mergeEvents: [String] = []
     @Option(help: help(.jwtCookie)) var jwtCookie: String?
     @Option(help: help(.logLevel)) var logLevel: String?
     @Option(help: help(.logFormat)) var logFormat: String?
@@ -72,6 +73,7 @@ struct ServeOptions: ParsableArguments {
         put(.jwtPublicKey, jwtPublicKey)
         put(.publicSubscribe, publicSubscribe)
         put(.subscribeFromStart, subscribeFromStart)
+        put(.mergeEvents, mergeEvents)
         put(.jwtCookie, jwtCookie)
         put(.logLevel, logLevel)
         put(.logFormat, logFormat)

@@ -9,7 +9,7 @@ final class OutboundQueueTests: XCTestCase {
         XCTAssertEqual(q.push(.init(bytes(100), conflate: "p")), .queued)
         XCTAssertEqual(q.push(.init(bytes(100), conflate: nil)), .queued)
         XCTAssertEqual(q.push(.init(bytes(100), conflate: "p")), .queued)
-        XCTAssertEqual(q.push(.init(bytes(100), conflate: nil)), .conflated(dropped: 1), "the older snapshot goes")
+        XCTAssertEqual(q.push(.init(bytes(100), conflate: nil)), .relieved(merged: 0, dropped: 1), "the older snapshot goes")
         XCTAssertEqual(q.totalBytes, 300)
         XCTAssertEqual(q.push(.init(bytes(100), conflate: nil)), .overflow, "tokens are never dropped: the client is cut instead")
     }
