@@ -55,7 +55,7 @@ extension Broker {
     /// `?merge=1` (or `true`): replay token runs merged; `0`, `false` or absent: as stored.
     func mergeReplay(_ request: Request) throws -> Bool {
         switch request.queryValue("merge") {
-        case nil, "0", "false": return false
+        case nil, "", "0", "false": return false
         case "1", "true": return true
         default: throw BrokerError(.badRequest, "bad_merge", "merge takes 1 (or true) to replay token runs merged, or 0")
         }
