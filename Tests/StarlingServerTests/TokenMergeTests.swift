@@ -280,3 +280,61 @@ final class TokenMergeTests: XCTestCase {
         }
     }
 }
+
+/// The figures for the closing note (ops/bench/merge-figures.sh prints them): events and
+/// bytes a slow subscriber and a late joiner receive for one 2,000-token generation, with
+/// token merge and without. Memory engine, one loop: the figures are counts, not timings.
+final class TokenMergeFigures: XCTestCase {
+    /// Events and SSE bytes (each event as the broker encodes it) of `got`.
+    func size(_ got: [SSEMessage]) -> (events: Int, bytes: Int) {
+        (got.count, got.reduce(0) { $0 + SSEEncoder.event(id: $1.id, name: $1.event, data: $1.data).count })
+    }
+
+    /// A stalled subscriber (kernel buffers full) during the generation, which then reads
+    /// to the end, resuming with Last-Event-ID if it was cut.
+    func slowSubscriber(merge: Bool, tokens: Int) throws -> (events: Int, bytes: Int, cuts: Int, text: String) {
+        let broker = try BrokerProcess((merge ? ["--merge-events", "token"] : [])
+                                       + ["--threads", "1", "--client-buffer", "65536", "--retain-events", "100000"])
+        defer { broker.terminate() }
+        let ch = uniqueChannel("gen")
+        let slow = try broker.client.subscribe(ch, receiveBuffer: 4096)
+        let pads = try fillKernelBuffers(broker, ch)
+        let published = try publishTokenScript(broker, ch, tokens: tokens)
+        var all = try slow.readToEnd(timeout: 5)
+        let cuts = try broker.metric("starling_slow_consumer_disconnects_total")
+        if all.last?.id != published.last?.id, let last = all.last?.id {
+            all += try broker.client.subscribe(ch, lastEventID: last).readToEnd(timeout: 5)
+        }
+        let got = Array(all.dropFirst(pads))
+        XCTAssertEqual(transcript(got), transcript(published))
+        let s = size(got)
+        return (s.events, s.bytes, cuts, transcript(got))
+    }
+
+    /// A subscriber from `earliest` once the generation is complete.
+    func lateJoiner(merge: Bool, tokens: Int) throws -> (events: Int, bytes: Int) {
+        let broker = try BrokerProcess(["--merge-events", "token", "--threads", "1", "--retain-events", "100000"])
+        defer { broker.terminate() }
+        let ch = uniqueChannel("gen")
+        let published = try publishTokenScript(broker, ch, tokens: tokens)
+        let got = try broker.client.subscribe(ch, lastEventID: "earliest", query: merge ? "?merge=1" : "").readToEnd(timeout: 5)
+        XCTAssertEqual(transcript(got), transcript(published))
+        return size(got)
+    }
+
+    func testReportTokenMergeFigures() throws {
+        let tokens = 2000
+        let slowPlain = try slowSubscriber(merge: false, tokens: tokens)
+        let slowMerged = try slowSubscriber(merge: true, tokens: tokens)
+        let latePlain = try lateJoiner(merge: false, tokens: tokens)
+        let lateMerged = try lateJoiner(merge: true, tokens: tokens)
+        print("figure: \(tokens) tokens (+ \(tokens / 400 + tokens / 450 + tokens / 500 + 1) other events), text \(slowMerged.text.utf8.count) bytes")
+        print("figure: slow subscriber, --client-buffer 64KiB, without merge: \(slowPlain.events) events, \(slowPlain.bytes) bytes, \(slowPlain.cuts) disconnect(s)")
+        print("figure: slow subscriber, --client-buffer 64KiB, --merge-events token: \(slowMerged.events) events, \(slowMerged.bytes) bytes, \(slowMerged.cuts) disconnect(s)")
+        print("figure: late joiner from earliest: \(latePlain.events) events, \(latePlain.bytes) bytes")
+        print("figure: late joiner from earliest with ?merge=1: \(lateMerged.events) events, \(lateMerged.bytes) bytes")
+        XCTAssertLessThan(slowMerged.events, slowPlain.events)
+        XCTAssertEqual(slowMerged.cuts, 0)
+        XCTAssertLessThan(lateMerged.bytes, latePlain.bytes / 4)
+    }
+}
