@@ -259,6 +259,41 @@ final class TokenMergeTests: XCTestCase {
         }
     }
 
+    func testSlowMultiplexedSubscriberGetsEachChannelsRunsMerged() throws {
+        try onEachEngine(["--merge-events", "token", "--client-buffer", "65536", "--retain-events", "100000"]) { broker, run in
+            let channels = [uniqueChannel("gen"), uniqueChannel("gen")]
+            let c = try BlockingConnection(port: broker.port, receiveBuffer: 4096)
+            try c.send(StarlingHTTPClient.format("GET", "/v1/events?" + channels.map { "channel=\($0)" }.joined(separator: "&")))
+            let slow = SSEStream(connection: c, head: try HTTPResponse.read(from: c))
+            let pads = try fillKernelBuffers(broker, channels[0])
+            var published: [[ScriptEvent]] = [[], []]
+            for round in 0..<6 {
+                for (i, ch) in channels.enumerated() {
+                    published[i] += try publishTokenScript(broker, ch, tokens: 400, from: 1 + round * 400, final: round == 5)
+                }
+            }
+            let got = Array(try slow.readToEnd(timeout: 5).dropFirst(pads))
+            XCTAssertEqual(try broker.metric("starling_slow_consumer_disconnects_total"), 0, "[\(run)] merging sufficed")
+            XCTAssertLessThan(got.count, (published[0].count + published[1].count) / 2, "[\(run)] fewer events")
+            var texts = ["", ""]
+            var lastPositions: [EventID?] = [nil, nil]
+            for m in got {
+                let env = try JSONParser.parse(Array(m.data.utf8))
+                let i = channels.firstIndex(of: env["channel"]!.stringValue!)!
+                switch env["data"]! {
+                case .string(let s), .number(let s): texts[i] += s
+                default: XCTFail("unexpected data \(m.data)")
+                }
+                // Each cursor moves only its own channel, to a published ID.
+                let positions = try XCTUnwrap(MultiplexCursor.decode(m.id!, channels: channels))
+                XCTAssertEqual(positions[1 - i], lastPositions[1 - i], "[\(run)]")
+                XCTAssertTrue(published[i].contains { $0.id == positions[i]?.description }, "[\(run)]")
+                lastPositions = positions
+            }
+            XCTAssertEqual(texts, published.map { $0.map(\.text).joined() }, "[\(run)] each channel's text, raw")
+        }
+    }
+
     func testBadMergeInputIsRefused() throws {
         for (bad, why) in [("bad name", "not an event name"), ("starling.token", "reserved"),
                            (String(repeating: "t", count: 65), "not an event name")] {
