@@ -51,6 +51,8 @@ public final class TokenWorker: @unchecked Sendable {
     }
 
     public var isStopped: Bool { lock.withLock { stopped } }
+    /// The writer thread has left: stopped, or a write failed (the broker closed).
+    public var writerEnded: Bool { lock.withLock { finished } }
     public var sent: Int { lock.withLock { sentCount } }
 
     /// Stops the writer and waits for its thread to leave the socket.

@@ -31,6 +31,9 @@ public final class Connection: WheelTimed {
     var writeInFlight = false
     /// Set once the last answer is queued: close when the queue is written.
     var closeAfterFlush = false
+    /// How long a graceful close keeps reading after the last byte. A refused streaming
+    /// publish shortens it: the close is what fails the worker's next write.
+    public var lingerMs: UInt64 = 2_000
 
     // Timing, in loop milliseconds.
     var lastReadMs: UInt64
@@ -150,7 +153,7 @@ public final class Connection: WheelTimed {
         let req = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
         let r = uv_shutdown(req, stream) { req, _ in req?.deallocate() }
         if r != 0 { req.deallocate(); close(); return }
-        schedule(atMs: loop.nowMs + 2_000)
+        schedule(atMs: loop.nowMs + lingerMs)
     }
 
     /// No request after this point is handled; input is read and dropped.

@@ -228,6 +228,9 @@ final class IngestStream: BodyStream, StreamDelegate {
         }
     }
 
+    /// The linger after refusing a body still open (the timer wheel adds up to 100 ms).
+    static let refusalLingerMs: UInt64 = 200
+
     /// Refuses the rest of the body: nothing more is read or stored; the answer goes out as
     /// soon as the appends already in flight are done (so its count is exact).
     private func fail(_ error: BrokerError) {
@@ -249,7 +252,10 @@ final class IngestStream: BodyStream, StreamDelegate {
             broker.answered(request, status: r.status, bytes: r.body.count, error: e)
             r.headers += broker.cors.headers(for: request)
             // Closed after the answer while the body is still coming: the worker's next
-            // write finds the connection gone, and nothing after the refusal is read.
+            // write finds the connection gone, and nothing after the refusal is read. The
+            // linger after it is short: the answer has left by then (a worker reading its
+            // response has it), and a worker that only writes learns of it from the close.
+            if !ended { connection.lingerMs = Self.refusalLingerMs }
             connection.respond(to: request, r, close: !ended)
         } else if ended {
             answered = true
