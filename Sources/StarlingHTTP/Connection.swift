@@ -325,6 +325,10 @@ public final class Connection: WheelTimed {
         return isOpen ? queue.relieve() : .queued
     }
 
+    /// Merges the runs of queued token events (before a shed at the global cap); returns how
+    /// many events were folded into others.
+    public func mergeQueuedTokens() -> Int { state == .streaming ? queue.mergeTokens() : 0 }
+
     /// The queue is written out: close if that was the last answer, or tell a stream.
     func drained() {
         guard queue.isIdle else { return }

@@ -234,9 +234,10 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         }
     }
 
-    /// Past the global cap (all loops together), closes subscribers with the largest queues
-    /// first. Each loop sheds its share of the excess, in proportion to what it holds, from
-    /// its own largest queues: no loop touches another's connections. Only connections
+    /// Past the global cap (all loops together), merges queued token runs, then closes
+    /// subscribers with the largest queues first. Each loop frees its share of the excess,
+    /// in proportion to what it holds, from its own largest queues (what merging freed
+    /// counts toward it): no loop touches another's connections. Only connections
     /// whose kernel buffer is full can hold a queue across loop turns, and the loop keeps
     /// exactly those, so idle subscribers cost nothing here.
     private func shedOverGlobalCap() {
@@ -246,6 +247,11 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         let excess = total - config.maxQueuedBytes
         var share = Int((Double(excess) * Double(mine) / Double(total)).rounded(.up))
         var left = mine
+        if !config.mergeEvents.isEmpty {  // token runs merge first; what that frees counts toward the share
+            for c in http.backloggedConnections { metrics.mergedEvents += c.mergeQueuedTokens() }
+            left = queuedBytes
+            share -= mine - left
+        }
         let largestFirst = http.backloggedConnections.sorted { $0.queuedBytes > $1.queuedBytes }
         for c in largestFirst where share > 0 {
             share -= c.queuedBytes

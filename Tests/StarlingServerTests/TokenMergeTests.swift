@@ -294,6 +294,30 @@ final class TokenMergeTests: XCTestCase {
         }
     }
 
+    func testTokenQueuesMergeBeforeAnyoneIsShedAtTheGlobalCap() throws {
+        // A client may queue 64 MiB, all clients together only 256 KiB: a stalled client
+        // queues about 800 KiB of token events between two checks of the cap (every 0.5 s).
+        try onEachEngine(["--merge-events", "token", "--client-buffer", "67108864", "--max-queued-bytes", "262144",
+                          "--retain-events", "100000"]) { broker, run in
+            let ch = uniqueChannel("gen")
+            let stalled = try broker.client.subscribe(ch, receiveBuffer: 4096)
+            let pads = try fillKernelBuffers(broker, ch)
+            let published = try publishTokenScript(broker, ch, tokens: 16_000, batch: 500)
+            let unmerged = published.reduce(0) { $0 + SSEEncoder.event(id: $1.id, name: $1.name, data: $1.text).count }
+            XCTAssertGreaterThan(unmerged, 3 * 262_144, "[\(run)] unmerged, the queue would pass the cap")
+            usleep(1_200_000)  // two checks of the cap
+            XCTAssertEqual(try broker.metric("starling_shed_global_cap_total"), 0, "[\(run)] merging sufficed")
+            XCTAssertGreaterThan(try broker.metric("starling_merged_events_total"), 0, "[\(run)] the cap was passed")
+            XCTAssertLessThan(try broker.metric("starling_queued_bytes"), 262_144)
+            for s in [stalled] {
+                let got = Array(try s.readToEnd(timeout: 10).dropFirst(pads))
+                XCTAssertEqual(got.last?.id, published.last?.id, "[\(run)] to the final event")
+                XCTAssertEqual(transcript(got), transcript(published), "[\(run)] identical text")
+                XCTAssertLessThan(got.count, published.count / 2)
+            }
+        }
+    }
+
     func testBadMergeInputIsRefused() throws {
         for (bad, why) in [("bad name", "not an event name"), ("starling.token", "reserved"),
                            (String(repeating: "t", count: 65), "not an event name")] {
