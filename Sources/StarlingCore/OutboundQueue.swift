@@ -45,14 +45,14 @@ public struct OutboundQueue {
     public var isIdle: Bool { pending.isEmpty && inFlightBytes == 0 }
     public var hasPending: Bool { !pending.isEmpty }
 
-    /// Adds an item; past capacity it first conflates, then reports overflow.
+    /// Adds an item; past capacity it first merges and conflates, then reports overflow.
     public mutating func push(_ item: Item) -> PushResult {
         pushUnbounded(item)
         return relieve()
     }
 
     /// Over capacity: merges token runs, then drops superseded snapshots (and merges the
-    /// runs that made adjacent), and says whether that was enough.
+    /// runs the drop made adjacent), and says whether that was enough.
     public mutating func relieve() -> PushResult {
         guard totalBytes > capacity else { return .queued }
         var merged = mergeTokens()
@@ -64,7 +64,7 @@ public struct OutboundQueue {
         return totalBytes > capacity ? .overflow : .relieved(merged: merged, dropped: dropped)
     }
 
-    /// Items of token events pending now (they are few unless `--merge-events` is set).
+    /// Whether any pending item is a token (none are unless `--merge-events` is set).
     private var mayHoldTokens: Bool { pending.contains { $0.token != nil } }
 
     /// Merges each run of pending token events into one event; returns how many events
