@@ -326,6 +326,12 @@ final class TokenMergeTests: XCTestCase {
             XCTAssertTrue(r.stdout.contains("problem: merge_events: '\(bad)' is \(why)"), r.stdout)
             XCTAssertNil(try? BrokerProcess(["--merge-events", bad], timeout: 3), "serve refuses to start with '\(bad)'")
         }
+        let file = NSTemporaryDirectory() + "merge-\(UUID().uuidString).toml"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try "merge_events = [\"token\", \"no spaces\"]\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let fromFile = try BrokerProcess.run(["check", "--config", file])
+        XCTAssertEqual(fromFile.status, 1, fromFile.stdout)
+        XCTAssertTrue(fromFile.stdout.contains("problem: merge_events: 'no spaces' is not an event name"), fromFile.stdout)
         let env = try BrokerProcess.run(["check"], environment: ["STARLING_MERGE_EVENTS": "token,delta"])
         XCTAssertEqual(env.status, 0, env.stdout)
         XCTAssertTrue(env.stdout.contains("merge_events = [\"token\", \"delta\"]"), env.stdout)
