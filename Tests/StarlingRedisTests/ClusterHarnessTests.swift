@@ -117,4 +117,24 @@ final class ClusterHarnessTests: XCTestCase {
         XCTAssertEqual(try cluster.cli(source.port, "XLEN", key), "1")
         try cluster.waitHealthy(timeout: 10)
     }
+
+    func testEnsureHealthyRestartsANodeATestLeftDeadAndResetStartsAfresh() throws {
+        let cluster = try healthyCluster()
+        // A replica killed and left dead (as by a test that failed before its restart).
+        let replica = try XCTUnwrap(try cluster.replicas(of: try cluster.masters()[0]).first)
+        let pid = try XCTUnwrap(Int32(try cluster.info(replica.port, "server")["process_id"] ?? ""))
+        XCTAssertEqual(kill(pid, SIGKILL), 0)
+        while processAlive(pid) { usleep(10_000) }
+        XCTAssertFalse(cluster.healthProblems().isEmpty)
+        try cluster.ensureHealthy()
+        XCTAssertEqual(cluster.healthProblems(), [])
+        XCTAssertTrue(cluster.isUp(replica.port))
+
+        // The last resort: a new cluster on the same ports, the seeds its masters again.
+        let before = Set(try cluster.nodes().map(\.id))
+        try cluster.resetCluster()
+        XCTAssertEqual(cluster.healthProblems(), [])
+        XCTAssertEqual(try cluster.masters().map(\.url), cluster.seeds)
+        XCTAssertTrue(Set(try cluster.nodes().map(\.id)).isDisjoint(with: before), "new node IDs")
+    }
 }
