@@ -120,7 +120,9 @@ seeds() {
 start() {
   local dir=$1 first=$2 ports=() port d
   case $first in ''|*[!0-9]*) say "FIRST_PORT must be a number"; exit 64 ;; esac
-  [ "$first" -ge 1 ] && [ $((first + NODES - 1 + 10000)) -le 65535 ] || { say "ports $first..+5 and their bus ports (+10000) must fit below 65536"; exit 64; }
+  if [ "$first" -lt 1 ] || [ $((first + NODES - 1 + 10000)) -gt 65535 ]; then
+    say "ports $first..+5 and their bus ports (+10000) must fit below 65536"; exit 64
+  fi
   [ -f "$TEMPLATE" ] || { say "no $TEMPLATE"; exit 66; }
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
