@@ -163,7 +163,7 @@ final class RedisShards {
                     self.askRedirects += 1
                     self.route(slot, commands, attempt: attempt + 1, asking: self.node(address: r.address), done)
                 }
-            } else if message.hasPrefix("TRYAGAIN") || message.hasPrefix("CLUSTERDOWN") {
+            } else if message.hasPrefix("TRYAGAIN") || message.hasPrefix("CLUSTERDOWN") || Self.touchedMigratingKey(message) {
                 self.retryLater(slot, commands, attempt, asking, done)
             } else {
                 done(answer, node)
@@ -184,6 +184,14 @@ final class RedisShards {
             sent = c.send(["EXEC"], finish)
         }
         if !sent { done(nil, nil) }
+    }
+
+    /// A script refused because it read a key missing on a MIGRATING slot's source (the
+    /// key may be on the target): for a plain command that would be ASK. The publish script
+    /// reads every key it may touch before its first write, so nothing was stored; once the
+    /// slot's keys have moved the retry gets ASK.
+    static func touchedMigratingKey(_ message: String) -> Bool {
+        message.contains("Script attempted to access a non local key")
     }
 
     private func retryLater(_ slot: Int, _ commands: [[[UInt8]]], _ attempt: Int, _ asking: RedisNode?,
