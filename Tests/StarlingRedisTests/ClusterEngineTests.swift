@@ -70,6 +70,24 @@ final class ClusterEngineTests: XCTestCase {
             let rest = try s.readToEnd(timeout: 10).map { $0.data }
             XCTAssertEqual(rest, numbered(21...25) + ["p1", "end"], "live stream ends with the final event")
         }
+        // The broker's CRC16 slots are the cluster's: on a stable cluster nothing was redirected.
+        for node in [a, b] {
+            XCTAssertEqual(try ClusterLab.redirects(node, "moved"), 0)
+            XCTAssertEqual(try ClusterLab.redirects(node, "ask"), 0)
+        }
+    }
+
+    /// Notifications far larger than one read of the subscriber connection (64 KiB) are
+    /// reassembled by the RESP reader: 200 KB events arrive whole on the other node.
+    func testLargeEventsCrossTheShardedSubscriberConnectionWhole() throws {
+        let seeds = try ClusterLab.seeds()
+        let (a, b) = try twoNodes(seeds)
+        defer { a.terminate(); b.terminate() }
+        let ch = uniqueChannel("large")
+        let s = try b.client.subscribe(ch)
+        let bodies = (0..<3).map { k in String(repeating: "abcdefghij", count: 20_000) + "-\(k)" }
+        for body in bodies { XCTAssertEqual(try a.client.publish(ch, json: "{\"data\":\"\(body)\"}").status, 200) }
+        XCTAssertEqual(try readInOrder(s, count: 3), bodies)
     }
 
     /// A slot holding a live channel moves to another master while node B publishes and
