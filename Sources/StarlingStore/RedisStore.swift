@@ -105,7 +105,7 @@ public final class RedisStore: EventStore {
             logger.notice("redis cluster slot map changed", metadata: ["event": "redis_slots_changed", "redis": "\(name)"])
             for channel in watches.keys { reconcile(channel) }
         }
-        shards.onRefreshFailed = { [unowned self] why in
+        shards.onRefreshFailed = { [logger] why in
             logger.warning("redis cluster slot map not refreshed: \(why)", metadata: ["event": "redis_slots_refresh_failed"])
         }
     }
