@@ -147,10 +147,11 @@ final class RedisShards {
             return done(nil, nil)
         }
         let c = node.commands
-        let redirect = RedirectCatcher()
+        // Only a transaction needs to catch a redirect answering one of its queued commands.
+        let redirect = commands.count > 1 ? RedirectCatcher() : nil
         let finish: (RedisReply?) -> Void = { [weak self] reply in
             guard let self else { return }
-            let answer = redirect.reply ?? reply
+            let answer = redirect?.reply ?? reply
             guard let message = answer?.errorMessage, attempt < Self.maxAttempts else { return done(answer, node) }
             if let r = RedisRedirect(message) {
                 switch r.kind {
@@ -178,7 +179,7 @@ final class RedisShards {
             for command in commands {
                 // Inside MULTI a redirect answers the queued command and EXEC then aborts.
                 c.send(command) { reply in
-                    if redirect.reply == nil, let m = reply?.errorMessage, RedisRedirect(m) != nil { redirect.reply = reply }
+                    if let redirect, redirect.reply == nil, let m = reply?.errorMessage, RedisRedirect(m) != nil { redirect.reply = reply }
                 }
             }
             sent = c.send(["EXEC"], finish)
