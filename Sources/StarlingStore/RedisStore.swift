@@ -115,7 +115,7 @@ public final class RedisStore: EventStore {
         shards.start()
     }
 
-    /// Runs the loop until both connections are up or `timeoutMs` passes; used once at
+    /// Runs the loop until every slot has a master with both connections up, or `timeoutMs` passes; used once at
     /// start-up so the broker does not answer 503 to its first requests.
     public func waitUntilReady(timeoutMs: UInt64) -> Bool {
         let deadline = WallClock.nowMs() + timeoutMs
