@@ -65,6 +65,8 @@ public final class RedisStore: EventStore {
         s.movedRedirects = shards.movedRedirects
         return s
     }
+    private var lastRefreshFailure = ""
+    private var lastRefreshFailureLogMs: UInt64 = 0
     /// Roles whose connection has been up once: the next "up" is a reconnect.
     private var everConnected: Set<String> = []
 
@@ -105,7 +107,12 @@ public final class RedisStore: EventStore {
             logger.notice("redis cluster slot map changed", metadata: ["event": "redis_slots_changed", "redis": "\(name)"])
             for channel in watches.keys { reconcile(channel) }
         }
-        shards.onRefreshFailed = { [logger] why in
+        shards.onRefreshFailed = { [unowned self] why in
+            // Retried every 200 ms while it fails: one line per new reason, else one a minute.
+            let now = loop.nowMs
+            guard why != lastRefreshFailure || now >= lastRefreshFailureLogMs + 60_000 else { return }
+            lastRefreshFailure = why
+            lastRefreshFailureLogMs = now
             logger.warning("redis cluster slot map not refreshed: \(why)", metadata: ["event": "redis_slots_refresh_failed"])
         }
     }
