@@ -1,9 +1,11 @@
 """The Redis path on Redis Cluster: a worker publishing through redis-py's RedisCluster with
 the shipped script, against the test command's real 6-node cluster
 ($STARLING_TEST_REDIS_CLUSTER). Each call is routed by its one key, the channel's
-`starling:{ch}`: the events land in that key's stream on the master of its slot, and the
+`starling:{ch}`: the events land in that key's stream on the master of its slot, the
 notification leaves from that shard (PUBLISH, or SPUBLISH once the script uses sharded
-pub/sub: the test listens for both)."""
+pub/sub: the test listens for both), and an SSE subscriber of a broker running on the
+cluster (`--redis-cluster`) gets them, on every shard."""
+import threading
 import time
 import uuid
 from typing import Dict, List, Tuple
@@ -12,8 +14,8 @@ import pytest
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
-from support import redis_cluster_seeds
-from starling_client import Event, Refused, RedisPublisher
+from support import Broker, redis_cluster_seeds
+from starling_client import Client, Event, Refused, RedisPublisher
 
 
 def seed_nodes() -> List[Tuple[str, int]]:
@@ -147,3 +149,42 @@ def test_cluster_seed_urls_with_cluster_true_and_the_notification_leaves_the_rig
         pub.close()
         classic.close()
         sharded.close()
+
+
+def test_cluster_worker_reaches_sse_subscribers_of_a_broker_on_the_cluster(cluster):
+    broker = Broker("--redis-cluster", redis_cluster_seeds())
+    pub = RedisPublisher(cluster)
+    channels = spread_channels()
+    got = {ch: [] for ch in channels}
+    replayed = {ch: threading.Event() for ch in channels}
+    errors = []
+
+    def read(ch):
+        try:
+            with Client(broker.url) as c:
+                for e in c.subscribe(ch, last_event_id="earliest"):   # ends at the final event
+                    got[ch].append((e.event, e.data))
+                    replayed[ch].set()
+        except Exception as e:  # noqa: BLE001 - reported to the test
+            errors.append(e)
+            replayed[ch].set()
+
+    try:
+        for ch in channels:
+            pub.publish(ch, "before", event="token")                  # from the stream (replay)
+        readers = [threading.Thread(target=read, args=(ch,), daemon=True) for ch in channels]
+        for t in readers:
+            t.start()
+        for ch in channels:
+            assert replayed[ch].wait(10), f"nothing replayed on {ch}"
+        for ch in channels:                                            # live, once subscribed
+            pub.publish_batch(ch, [Event("live-1", "token"), Event("live-2", "token")])
+            pub.publish(ch, {"done": True}, event="done", final=True)
+        for t in readers:
+            t.join(15)
+        assert not errors, errors
+        for ch in channels:
+            assert got[ch] == [("token", "before"), ("token", "live-1"), ("token", "live-2"), ("done", '{"done":true}')], ch
+    finally:
+        pub.close()
+        broker.stop()
