@@ -260,15 +260,18 @@ public final class RedisStore: EventStore {
     }
 
     public func cancel(_ channel: String, data: String, completion: @escaping (Result<StoredEvent, BrokerError>) -> Void) {
-        runScript(channel, lifecycleArguments("cancel", [data])) { [weak self] reply, _ in
+        runScript(channel, lifecycleArguments("cancel", [data])) { [weak self] reply, node in
             guard let self else { return }
             switch reply {
             case .error(let message)? where Self.endedState(message) != nil:
                 completion(.failure(Self.endedState(message)!.refusal(channel: channel)))
             case let r? where r.text.flatMap({ EventID($0) }) != nil:
                 let id = EventID(r.text!)!
-                completion(.success(StoredEvent(channel: channel, id: id, name: ChannelState.cancelledEvent, data: .json(data),
-                                                conflate: nil, final: true, storedAtMs: id.ms)))
+                let cancelled = StoredEvent(channel: channel, id: id, name: ChannelState.cancelledEvent, data: .json(data),
+                                            conflate: nil, final: true, storedAtMs: id.ms)
+                // A cancel is a stored event too: with --redis-wait, 200 only once replicas have it.
+                guard self.waitReplicas > 0, let node else { return completion(.success(cancelled)) }
+                self.awaitReplicas(node, channel) { refusal in completion(refusal.map { .failure($0) } ?? .success(cancelled)) }
             default:
                 self.logger.warning("redis cancel of \(channel) failed: \(reply?.errorMessage ?? "connection lost")")
                 completion(.failure(BrokerError(.unavailable, "store_unavailable",

@@ -15,6 +15,9 @@ final class RedisWaitTests: XCTestCase {
         XCTAssertEqual(lone.status, 503, "no replica: not confirmed")
         XCTAssertTrue(lone.text.contains("replicas_unconfirmed"), lone.text)
         XCTAssertNotNil(lone.header("Retry-After"))
+        let loneCancel = try broker.client.request("POST", "/v1/channels/\(uniqueChannel("wait"))/cancel")
+        XCTAssertEqual(loneCancel.status, 503, "a cancel is a stored event too")
+        XCTAssertTrue(loneCancel.text.contains("replicas_unconfirmed"), loneCancel.text)
 
         let replica = try RedisServer(appendOnly: false)
         XCTAssertEqual(try replica.cli("REPLICAOF", "127.0.0.1", "\(master.port)"), "OK")
@@ -25,5 +28,6 @@ final class RedisWaitTests: XCTestCase {
         let id = try JSONParser.parse(confirmed.body)["last"]?.stringValue ?? ""
         // The 200 came after WAIT: the replica has the entry now.
         XCTAssertTrue(try replica.cli("XRANGE", "starling:{\(ch)}", id, id).contains("e-2"))
+        XCTAssertEqual(try broker.client.request("POST", "/v1/channels/\(uniqueChannel("wait"))/cancel").status, 200)
     }
 }
