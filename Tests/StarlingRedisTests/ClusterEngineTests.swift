@@ -156,7 +156,7 @@ final class ClusterEngineTests: XCTestCase {
         let placed = try ClusterLab.channelOnEachMaster(port, "failover")
         let victim = placed.first { $0.master.port != port }!
         let other = placed.first { $0.master.port != victim.master.port }!
-        let (a, b) = try twoNodes(cluster.seeds, ["--redis-wait", "1", "--redis-wait-timeout", "500ms"])
+        let (a, b) = try twoNodes(cluster.seeds, ["--redis-wait", "1", "--redis-wait-timeout", "1s"])
         defer { a.terminate(); b.terminate() }
         let onA = try a.client.subscribe(victim.channel)
         let onB = try b.client.subscribe(victim.channel)
@@ -166,6 +166,13 @@ final class ClusterEngineTests: XCTestCase {
             (try? ClusterLab.masters(port))?.allSatisfy { m in
                 (try? ClusterLab.cli(m.port, "INFO", "replication"))?.contains("state=online") == true
             } == true
+        }
+        // A replica just online acknowledges within about a second: until every shard
+        // confirms a write, a refusal would not be the failover's.
+        for ch in placed.map({ $0.channel }) {
+            try ClusterLab.waitFor("a publish to \(ch) confirmed by a replica", 10) {
+                (try? a.client.publish(ch, json: #"{"data":"warm"}"#).status) == 200
+            }
         }
         var reasons: Set<String> = []
         var promotedAfter: Double?

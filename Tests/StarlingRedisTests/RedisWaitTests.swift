@@ -23,7 +23,14 @@ final class RedisWaitTests: XCTestCase {
         XCTAssertEqual(try replica.cli("REPLICAOF", "127.0.0.1", "\(master.port)"), "OK")
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline, !((try? master.cli("INFO", "replication"))?.contains("state=online") ?? false) { usleep(50_000) }
-        let confirmed = try broker.client.publish(ch, json: #"{"data":"e-2"}"#)
+        // A replica just online acknowledges its offset within about a second: until then a
+        // publish is still 503, never 200.
+        var confirmed = try broker.client.publish(ch, json: #"{"data":"e-2"}"#)
+        let settle = Date().addingTimeInterval(5)
+        while confirmed.status == 503, Date() < settle {
+            XCTAssertTrue(confirmed.text.contains("replicas_unconfirmed"), confirmed.text)
+            confirmed = try broker.client.publish(ch, json: #"{"data":"e-2"}"#)
+        }
         XCTAssertEqual(confirmed.status, 200, confirmed.text)
         let id = try JSONParser.parse(confirmed.body)["last"]?.stringValue ?? ""
         // The 200 came after WAIT: the replica has the entry now.
