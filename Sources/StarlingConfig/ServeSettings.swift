@@ -28,6 +28,11 @@ public struct ServeSettings: Sendable {
     public var redisURL: String?
     /// From `redis_password_file`, else `redis_password`; overrides the URL's.
     public var redisPassword: String?
+    /// `redis_cluster`: seed node URLs as given (empty: not a cluster). Exclusive with `redis`.
+    public var redisClusterURLs: [String] = []
+    /// `redis_wait`: replicas a publish waits for (0: none); `redis_wait_timeout`: how long.
+    public var redisWait: Int = 0
+    public var redisWaitTimeoutSeconds: Double = 1
     /// `jwt_secret` values, then the content of each `jwt_secret_file`.
     public var jwtSecrets: [String]
     /// PEM text of each `jwt_public_key` file, in order.
@@ -106,6 +111,22 @@ public struct ServeSettings: Sendable {
         redisURL = try r.optionalText(.redis) { u in
             u.hasPrefix("redis://") || u.hasPrefix("rediss://") ? nil : "'\(Self.maskedURL(u))' is not a redis:// or rediss:// URL"
         } display: { Self.maskedURL($0) }
+        redisClusterURLs = try r.list(.redisCluster).flatMap { $0.split(separator: ",").map { String($0).trimmingSpaces() } }
+            .filter { !$0.isEmpty }
+        for u in redisClusterURLs where !(u.hasPrefix("redis://") || u.hasPrefix("rediss://")) {
+            throw r.error(.redisCluster, "'\(Self.maskedURL(u))' is not a redis:// or rediss:// URL")
+        }
+        if !redisClusterURLs.isEmpty, let k = r.entries.lastIndex(where: { $0.key == .redisCluster }) {
+            r.entries[k].display = "[" + redisClusterURLs.map { "\"\(Self.maskedURL($0))\"" }.joined(separator: ", ") + "]"
+        }
+        if redisURL != nil, !redisClusterURLs.isEmpty {
+            throw r.error(.redisCluster, "names a cluster, and redis names one Redis: give one of the two")
+        }
+        redisWait = try r.count(.redisWait, min: 0)
+        redisWaitTimeoutSeconds = try r.seconds(.redisWaitTimeout, min: 0.001)
+        if redisWait > 0, redisURL == nil, redisClusterURLs.isEmpty {
+            throw r.error(.redisWait, "needs redis or redis_cluster (the memory engine has no replicas)")
+        }
         let inlinePassword = try r.optionalText(.redisPassword, secret: true)
         let passwordFile = try r.optionalText(.redisPasswordFile)
         if let passwordFile { redisPassword = try r.readSecret(.redisPasswordFile, passwordFile) } else { redisPassword = inlinePassword }
@@ -270,5 +291,14 @@ struct Reader {
         guard let data = FileManager.default.contents(atPath: path) else { throw error(key, "cannot read \(path)") }
         guard let text = String(data: data, encoding: .utf8) else { throw error(key, "\(path) is not UTF-8 text") }
         return text
+    }
+}
+
+extension String {
+    fileprivate func trimmingSpaces() -> String {
+        var t = Substring(self)
+        while t.first == " " { t = t.dropFirst() }
+        while t.last == " " { t = t.dropLast() }
+        return String(t)
     }
 }

@@ -23,6 +23,9 @@ public enum SettingKey: String, CaseIterable, Sendable {
     case redis
     case redisPassword = "redis_password"
     case redisPasswordFile = "redis_password_file"
+    case redisCluster = "redis_cluster"
+    case redisWait = "redis_wait"
+    case redisWaitTimeout = "redis_wait_timeout"
     case jwtSecret = "jwt_secret"
     case jwtSecretFile = "jwt_secret_file"
     case jwtPublicKey = "jwt_public_key"
@@ -57,10 +60,10 @@ public enum SettingKey: String, CaseIterable, Sendable {
         switch self {
         case .config, .redisPasswordFile: return .path
         case .listen, .redis, .redisPassword, .jwtCookie: return .text
-        case .heartbeat, .headTimeout, .idleTimeout, .drainTimeout, .retainSeconds: return .seconds
+        case .heartbeat, .headTimeout, .idleTimeout, .drainTimeout, .retainSeconds, .redisWaitTimeout: return .seconds
         case .clientBuffer, .maxQueuedBytes, .maxEventBytes, .maxBodyBytes: return .bytes
-        case .retainEvents, .maxConnections, .maxConnectionsPerAddress, .threads: return .count
-        case .corsOrigin, .publicSubscribe, .subscribeFromStart, .mergeEvents, .jwtSecret: return .list
+        case .retainEvents, .maxConnections, .maxConnectionsPerAddress, .threads, .redisWait: return .count
+        case .redisCluster, .corsOrigin, .publicSubscribe, .subscribeFromStart, .mergeEvents, .jwtSecret: return .list
         case .jwtSecretFile, .jwtPublicKey: return .pathList
         case .logLevel: return .choice(["trace", "debug", "info", "notice", "warning", "error", "critical"])
         case .logFormat: return .choice(["text", "json"])
@@ -87,6 +90,8 @@ public enum SettingKey: String, CaseIterable, Sendable {
         case .logLevel: return "info"
         case .logFormat: return "text"
         case .accessLog: return "false"
+        case .redisWait: return "0"
+        case .redisWaitTimeout: return "1"
         default: return nil
         }
     }
@@ -126,6 +131,9 @@ public enum SettingKey: String, CaseIterable, Sendable {
         case .redis: return "Store events in Redis streams at redis://[user[:password]@]host:port/db (default: the in-memory engine)."
         case .redisPassword: return "Redis password (environment or file only; overrides one in the URL)."
         case .redisPasswordFile: return "File holding the Redis password (overrides redis_password and the URL's)."
+        case .redisCluster: return "Store events in a Redis Cluster named by seed nodes: redis://h1:7000,redis://h2:7001 (repeatable; not with --redis)."
+        case .redisWait: return "Answer a publish 200 only once this many replicas confirm it (Redis WAIT); 0: once the master has it."
+        case .redisWaitTimeout: return "How long a publish waits for --redis-wait replicas before answering 503 (like 500ms, 2s)."
         case .jwtSecret: return "HS256 secret for JWTs (repeatable). Visible in /proc on the command line: prefer --jwt-secret-file."
         case .jwtSecretFile: return "File holding one HS256 secret (repeatable)."
         case .jwtPublicKey: return "RS256 or ES256 public key, PEM file (repeatable)."

@@ -279,6 +279,8 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         let stats = store.stats
         m.redisReconnects = stats.reconnects
         m.redisCommandErrors = stats.commandErrors
+        m.redisAskRedirects = stats.askRedirects
+        m.redisMovedRedirects = stats.movedRedirects
         return m
     }
 

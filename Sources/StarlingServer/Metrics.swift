@@ -62,6 +62,8 @@ struct Metrics: Sendable {
     var storeReady = 0
     var redisReconnects = 0
     var redisCommandErrors = 0
+    var redisAskRedirects = 0
+    var redisMovedRedirects = 0
 
     // Working state of this loop, not figures (never summed):
     /// Store times (wall ms) of events fanned out this loop turn; observed once written.
@@ -114,6 +116,8 @@ struct Metrics: Sendable {
         m.storeReady = min(m.storeReady, b.storeReady)
         m.redisReconnects += b.redisReconnects
         m.redisCommandErrors += b.redisCommandErrors
+        m.redisAskRedirects += b.redisAskRedirects
+        m.redisMovedRedirects += b.redisMovedRedirects
         return m
     }
 

@@ -69,6 +69,9 @@ enum MetricsText {
         one("starling_store_ready", "1 while the store answers (Redis connected), else 0.", s.storeReady, type: "gauge")
         one("starling_redis_reconnects_total", "Redis connections re-established after a loss.", s.redisReconnects)
         one("starling_redis_command_errors_total", "Redis commands answered with an error or lost with their connection.", s.redisCommandErrors)
+        head("starling_redis_redirects_total", "Redis Cluster redirects followed: ask (a slot being migrated), moved (a slot that moved).", "counter")
+        out += "starling_redis_redirects_total{kind=\"ask\"} \(s.redisAskRedirects)\n"
+        out += "starling_redis_redirects_total{kind=\"moved\"} \(s.redisMovedRedirects)\n"
         head("starling_build_info", "The running version; always 1.", "gauge")
         out += "starling_build_info{version=\"\(StarlingVersion.current)\"} 1\n"
 

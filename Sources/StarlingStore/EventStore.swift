@@ -107,6 +107,10 @@ public struct StoreStats: Sendable {
     public var reconnects = 0
     /// Commands answered with an error, or lost with their connection.
     public var commandErrors = 0
+    /// Redis Cluster redirects followed: `ASK` (a slot being migrated) and `MOVED` (a slot
+    /// that moved, or a stale map).
+    public var askRedirects = 0
+    public var movedRedirects = 0
     public init() {}
 }
 

@@ -14,7 +14,7 @@ final class RedisConnection {
 
     let role: String
     private let loop: EventLoop
-    private let url: RedisURL
+    let url: RedisURL
     private var context: UnsafeMutablePointer<redisAsyncContext>?
     private var retry: LoopTimer?
     private var connectDeadline: LoopTimer?
@@ -255,7 +255,7 @@ private let redisPushCallback: @convention(c) (UnsafeMutablePointer<redisAsyncCo
     connection.onPush?(copyReply(reply.assumingMemoryBound(to: redisReply.self)))
 }
 
-private func copyReply(_ r: UnsafeMutablePointer<redisReply>) -> RedisReply {
+func copyReply(_ r: UnsafeMutablePointer<redisReply>) -> RedisReply {
     let p = r.pointee
     switch p.type {
     case REDIS_REPLY_STRING:

@@ -4,7 +4,8 @@
 enum RedisPublishScript {
     static let source = ##"""
     -- Starling publish script (SPEC §6). One atomic call stores an ordered batch of events
-    -- in the channel's stream and announces it to every broker node with one PUBLISH.
+    -- in the channel's stream and announces it to every broker node with one SPUBLISH
+    -- (sharded pub/sub, Redis 7: on a cluster the message stays on the slot's shard).
     -- The broker runs this exact text (embedded in RedisPublishScript.swift; a test keeps
     -- the two identical), so a worker calling it directly is an HTTP publish in all but name.
     --
@@ -59,7 +60,7 @@ enum RedisPublishScript {
     -- slot; field = producer, value = "<epoch>:<highest seq>", or a bare "<highest seq>" for
     -- epoch 0 as older versions wrote it). Stream fields: e=name d=data k=kind, c=conflate
     -- and f=1 only when present.
-    -- Notification (PUBLISH starling:{ch}): netstring-like fields "<len>:<bytes>", in order
+    -- Notification (SPUBLISH starling:{ch}): netstring-like fields "<len>:<bytes>", in order
     -- "v1", the ID before the batch ("" if none), then per stored event: id, name,
     -- flags ("t"|"j", then "c" if conflated, "f" if final), conflate, data.
 
@@ -181,7 +182,7 @@ enum RedisPublishScript {
       local id = redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'e', name, 'd', data, 'k', 'json', 'f', '1')
       redis.call('PEXPIRE', key, ttl * 1000)
       redis.call('DEL', leaseKey)
-      redis.call('PUBLISH', key, table.concat({ field('v1'), field(prev), field(id), field(name), field('jf'), field(''), field(data) }))
+      redis.call('SPUBLISH', key, table.concat({ field('v1'), field(prev), field(id), field(name), field('jf'), field(''), field(data) }))
       prev = id
       return id
     end
@@ -321,7 +322,7 @@ enum RedisPublishScript {
       if cutoff > 0 then redis.call('XTRIM', key, 'MINID', '~', cutoff) end
       if ended then redis.call('DEL', leaseKey) end
       redis.call('PEXPIRE', key, ttl * 1000)
-      redis.call('PUBLISH', key, table.concat(notice))
+      redis.call('SPUBLISH', key, table.concat(notice))
     end
     if #changed > 0 then redis.call('PEXPIRE', producers, ttl * 1000) end
     return ids

@@ -1,7 +1,10 @@
 // RedisStore: the Redis streams engine (SPEC §6). One stream per channel (`starling:{ch}`),
 // published by one EVALSHA of ops/redis/publish.lua, replayed by XRANGE, fanned in from
-// every node through the script's PUBLISH. Two hiredis connections on the broker's loop:
-// `commands` (pipelined) and `pubsub` (only channels with local subscribers).
+// every node through the script's SPUBLISH (sharded pub/sub). One Redis and a Redis Cluster
+// are the same engine: RedisShards routes each channel's commands to its slot's master
+// (one node holding every slot, for one Redis), and each node has two connections on the
+// broker's loop: `commands` (hiredis, pipelined) and a sharded pub/sub one (SSUBSCRIBE only
+// to channels with local subscribers, on the master of their slot).
 //
 // Invariant per watched channel: events reach the delegate in strictly increasing ID
 // order with no hole. `lastDelivered` is the newest ID handed over; a notification is
@@ -30,63 +33,96 @@ public final class RedisStore: EventStore {
         var ended = false
     }
 
-    /// Where a pub/sub subscription stands. A channel is never SUBSCRIBEd while its
-    /// UNSUBSCRIBE is unconfirmed (hiredis would drop the new callback with the old one).
+    /// Where a channel's sharded subscription stands, and on which node. A channel is never
+    /// SSUBSCRIBEd while its SUNSUBSCRIBE is unconfirmed, so confirmations pair up.
     enum Subscription { case subscribing, subscribed, unsubscribing }
+    struct ShardSubscription {
+        let node: RedisNode
+        var state: Subscription
+    }
 
     public weak var delegate: EventStoreDelegate?
-    public var isReady: Bool { commands.isConnected && pubsub.isConnected }
+    public var isReady: Bool { shards.isReady }
     public var channelCount: Int? { nil }
 
     private let loop: EventLoop
-    private let url: RedisURL
-    private let commands: RedisConnection
-    private let pubsub: RedisConnection
+    /// What logs name: the --redis URL or the cluster's seeds.
+    private let name: String
+    private let shards: RedisShards
+    /// `--redis-wait N`: a publish is answered 200 only once WAIT N confirms N replicas.
+    private let waitReplicas: Int
+    private let waitTimeoutMs: Int
     private let retainEvents: Int
     private let retainSeconds: Int
     private let logger: Logger
     private var scriptSHA: String?
     private var watches: [String: Watch] = [:]
-    private var subscriptions: [String: Subscription] = [:]
-    public private(set) var stats = StoreStats()
+    private var subscriptions: [String: ShardSubscription] = [:]
+    private var counters = StoreStats()
+    public var stats: StoreStats {
+        var s = counters
+        s.askRedirects = shards.askRedirects
+        s.movedRedirects = shards.movedRedirects
+        return s
+    }
+    private var lastRefreshFailure = ""
+    private var lastRefreshFailureLogMs: UInt64 = 0
     /// Roles whose connection has been up once: the next "up" is a reconnect.
     private var everConnected: Set<String> = []
 
     static let fillPageSize = 512
     static let maxHeldNotifications = 4096
 
-    public init(loop: EventLoop, url: RedisURL, retainEvents: Int, retainSeconds: Int, logger: Logger) {
+    public convenience init(loop: EventLoop, url: RedisURL, retainEvents: Int, retainSeconds: Int, logger: Logger) {
+        self.init(loop: loop, redis: .single(url), retainEvents: retainEvents, retainSeconds: retainSeconds, logger: logger)
+    }
+
+    /// `redis`: one Redis, or a cluster's seed nodes. `waitReplicas` > 0 makes every
+    /// publish wait (WAIT, at most `waitTimeoutMs`) for that many replicas to have it.
+    public init(loop: EventLoop, redis: RedisTopology, waitReplicas: Int = 0, waitTimeoutMs: Int = 1_000,
+                retainEvents: Int, retainSeconds: Int, logger: Logger) {
         self.loop = loop
-        self.url = url
+        switch redis {
+        case .single(let url): name = "\(url)"; shards = RedisShards(loop: loop, topology: .single(url))
+        case .cluster(let seeds): name = seeds.map { "\($0)" }.joined(separator: ","); shards = RedisShards(loop: loop, topology: .cluster(seeds))
+        }
+        self.waitReplicas = max(0, waitReplicas)
+        self.waitTimeoutMs = max(1, waitTimeoutMs)
         self.retainEvents = max(1, retainEvents)
         self.retainSeconds = max(1, retainSeconds)
         self.logger = logger
-        commands = RedisConnection(loop: loop, url: url, role: "commands")
-        pubsub = RedisConnection(loop: loop, url: url, role: "pubsub")
-        commands.onConnect = { [unowned self] in connectionUp(commands); commandsConnected() }
-        commands.onDisconnect = { [unowned self] reason, dropped in connectionDown(commands, reason, dropped) }
-        pubsub.onConnect = { [unowned self] in connectionUp(pubsub); pubsubConnected() }
-        pubsub.onDisconnect = { [unowned self] reason, dropped in
-            subscriptions.removeAll()
-            connectionDown(pubsub, reason, dropped)
+        shards.onCommandsUp = { [unowned self] node in connectionUp(node.commands.role); commandsConnected(node) }
+        shards.onSubscriberUp = { [unowned self] node in connectionUp(node.subscriber.role); subscriberConnected(node) }
+        shards.onSubscriberDown = { [unowned self] node in
+            for (channel, s) in subscriptions where s.node === node { subscriptions[channel] = nil }
         }
-        for c in [commands, pubsub] {
-            c.onHandshakeError = { [unowned self, role = c.role] message in
-                stats.commandErrors += 1
-                logger.error("redis refused the handshake", metadata: [
-                    "event": "redis_auth_failed", "redis": "\(url)", "connection": "\(role)", "error": "\(message)"])
-            }
+        shards.onDisconnect = { [unowned self] _, role, reason, dropped in connectionDown(role, reason, dropped) }
+        shards.onHandshakeError = { [unowned self] role, message in
+            counters.commandErrors += 1
+            logger.error("redis refused the handshake", metadata: [
+                "event": "redis_auth_failed", "redis": "\(name)", "connection": "\(role)", "error": "\(message)"])
         }
-        pubsub.onPush = { [unowned self] reply in received(reply) }
+        shards.onReply = { [unowned self] node, reply in received(reply, from: node) }
+        shards.onMapChanged = { [unowned self] in
+            logger.notice("redis cluster slot map changed", metadata: ["event": "redis_slots_changed", "redis": "\(name)"])
+            for channel in watches.keys { reconcile(channel) }
+        }
+        shards.onRefreshFailed = { [unowned self] why in
+            // Retried every 200 ms while it fails: one line per new reason, else one a minute.
+            let now = loop.nowMs
+            guard why != lastRefreshFailure || now >= lastRefreshFailureLogMs + 60_000 else { return }
+            lastRefreshFailure = why
+            lastRefreshFailureLogMs = now
+            logger.warning("redis cluster slot map not refreshed: \(why)", metadata: ["event": "redis_slots_refresh_failed"])
+        }
     }
 
-    /// Opens both connections (they keep reconnecting on their own from then on).
+    /// Opens every node's connections (they keep reconnecting on their own from then on).
     public func start() {
-        commands.start()
-        pubsub.start()
+        shards.start()
     }
 
-    /// Runs the loop until both connections are up or `timeoutMs` passes; used once at
+    /// Runs the loop until every slot has a master with both connections up, or `timeoutMs` passes; used once at
     /// start-up so the broker does not answer 503 to its first requests.
     public func waitUntilReady(timeoutMs: UInt64) -> Bool {
         let deadline = WallClock.nowMs() + timeoutMs
@@ -97,53 +133,52 @@ public final class RedisStore: EventStore {
     // MARK: connections
 
     /// One log line per connect, loss and reconnect (failed attempts only at debug).
-    private func connectionUp(_ c: RedisConnection) {
-        let again = !everConnected.insert(c.role).inserted
-        if again { stats.reconnects += 1 }
+    private func connectionUp(_ role: String) {
+        let again = !everConnected.insert(role).inserted
+        if again { counters.reconnects += 1 }
         logger.notice(again ? "redis reconnected" : "redis connected", metadata: [
-            "event": again ? "redis_reconnected" : "redis_connected", "redis": "\(url)", "connection": "\(c.role)"])
+            "event": again ? "redis_reconnected" : "redis_connected", "redis": "\(name)", "connection": "\(role)"])
     }
 
-    private func connectionDown(_ c: RedisConnection, _ reason: String, _ dropped: Bool) {
+    private func connectionDown(_ role: String, _ reason: String, _ dropped: Bool) {
         logger.log(level: dropped ? .warning : .debug, dropped ? "redis disconnected" : "redis connect failed", metadata: [
-            "event": dropped ? "redis_disconnected" : "redis_connect_failed", "redis": "\(url)", "connection": "\(c.role)",
+            "event": dropped ? "redis_disconnected" : "redis_connect_failed", "redis": "\(name)", "connection": "\(role)",
             "reason": "\(reason)"])
     }
 
-    private func commandsConnected() {
+    private func commandsConnected(_ node: RedisNode) {
         // Queued before anything else on this connection, so EVALSHA behind it finds the
         // script even on a Redis that restarted empty.
-        commands.send(["SCRIPT", "LOAD", RedisPublishScript.source]) { [weak self] reply in
+        node.commands.send(["SCRIPT", "LOAD", RedisPublishScript.source]) { [weak self] reply in
             guard let self, let reply else { return }
             if let sha = reply.text { self.scriptSHA = sha } else {
-                self.stats.commandErrors += 1
+                self.counters.commandErrors += 1
                 self.logger.error("redis SCRIPT LOAD failed: \(reply.errorMessage ?? "\(reply)")")
             }
         }
         // Whatever was published while we were away is in the streams.
-        for (channel, w) in watches { catchUp(channel, w) }
+        for (channel, w) in watches where shards.owner(of: channel) === node { catchUp(channel, w) }
     }
 
-    private func pubsubConnected() {
-        subscriptions.removeAll()
-        for channel in watches.keys { reconcile(channel) }
+    private func subscriberConnected(_ node: RedisNode) {
+        for (channel, s) in subscriptions where s.node === node { subscriptions[channel] = nil }
+        for channel in watches.keys where shards.owner(of: channel) === node { reconcile(channel) }
     }
 
     // MARK: EventStore
 
     public func append(_ drafts: [EventDraft], to channel: String,
                        completion: @escaping (Result<AppendResult, BrokerError>) -> Void) {
-        guard commands.isConnected else { return completion(.failure(Self.unreachable)) }
         if let k = drafts.firstIndex(where: { $0.final }), k != drafts.count - 1 {
             return completion(.failure(BrokerError(.badRequest, "bad_event", "event [\(k + 1)]: follows the final event")))
         }
         guard !drafts.isEmpty else { return completion(.success(AppendResult(stored: [], duplicates: 0))) }
         var argv = RedisCodec.publishArguments(drafts, retainEvents: retainEvents, retainSeconds: retainSeconds)
         if let ms = drafts.last(where: { $0.leaseMs != nil })?.leaseMs { argv = [Array("lease".utf8), Array(String(ms).utf8)] + argv }
-        runScript(channel, argv) { [weak self] reply in
+        runScript(channel, argv) { [weak self] reply, node in
             guard let self else { return }
             guard let reply else {
-                self.stats.commandErrors += 1
+                self.counters.commandErrors += 1
                 return completion(.failure(BrokerError(.unavailable, "store_unavailable",
                     "the Redis connection dropped before the batch was acknowledged; retry (with producer/seq to be safe)")))
             }
@@ -156,7 +191,9 @@ public final class RedisStore: EventStore {
                     guard let text = item.text, !text.isEmpty, let id = EventID(text) else { duplicates += 1; continue }
                     stored.append(StoredEvent(channel: channel, id: id, draft: drafts[i], storedAtMs: id.ms))
                 }
-                completion(.success(AppendResult(stored: stored, duplicates: duplicates)))
+                let result = AppendResult(stored: stored, duplicates: duplicates)
+                guard self.waitReplicas > 0, !stored.isEmpty, let node else { return completion(.success(result)) }
+                self.awaitReplicas(node, channel) { refusal in completion(refusal.map { .failure($0) } ?? .success(result)) }
             case .error(let message) where Self.endedState(message) != nil:
                 completion(.failure(Self.endedState(message)!.refusal(channel: channel)))
             case .error(let message) where message.hasPrefix("SEQGAP") || message.hasPrefix("FENCED"):
@@ -165,7 +202,7 @@ public final class RedisStore: EventStore {
                 completion(.failure(BrokerError(.badRequest, "bad_event", String(message.dropFirst("ERR starling: ".count)))))
             default:
                 // LOADING, OOM, READONLY, BUSY …: Redis cannot take it now.
-                self.stats.commandErrors += 1
+                self.counters.commandErrors += 1
                 self.logger.warning("redis publish to \(channel) failed: \(reply.errorMessage ?? "\(reply)")")
                 completion(.failure(BrokerError(.unavailable, "store_unavailable",
                     "Redis refused the publish: \(reply.errorMessage ?? "unexpected reply")")))
@@ -173,21 +210,40 @@ public final class RedisStore: EventStore {
         }
     }
 
-    /// Runs ops/redis/publish.lua on `channel`'s key with `argv`; `done` gets the reply, or
-    /// nil if Redis cannot be reached or the connection dropped before it answered.
-    private func runScript(_ channel: String, _ argv: [[UInt8]], retried: Bool = false, _ done: @escaping (RedisReply?) -> Void) {
+    /// `--redis-wait N`: WAIT on the connection that ran the script (WAIT counts the
+    /// replicas that have every write of that connection so far). `done` gets nil once N
+    /// replicas confirm, else the 503 to answer: the event is stored on the master and may
+    /// be delivered, but a failover now could lose it, so the publisher is told to retry
+    /// (with producer/seq, which makes the retry a duplicate rather than a second copy).
+    private func awaitReplicas(_ node: RedisNode, _ channel: String, _ done: @escaping (BrokerError?) -> Void) {
+        let sent = node.commands.send(["WAIT", String(waitReplicas), String(waitTimeoutMs)]) { [weak self] reply in
+            guard let self else { return }
+            if case .integer(let n)? = reply, n >= Int64(self.waitReplicas) { return done(nil) }
+            self.counters.commandErrors += 1
+            let got: String
+            if case .integer(let n)? = reply { got = "\(n)" } else { got = reply?.errorMessage ?? "no answer" }
+            self.logger.warning("redis WAIT \(self.waitReplicas) for \(channel): \(got)", metadata: ["event": "redis_wait_short"])
+            done(BrokerError(.unavailable, "replicas_unconfirmed",
+                "stored on the master but \(got) of \(self.waitReplicas) replicas confirmed it within \(self.waitTimeoutMs) ms; retry (with producer/seq to be safe)"))
+        }
+        if !sent { done(BrokerError(.unavailable, "replicas_unconfirmed", "the Redis connection dropped before WAIT answered; retry (with producer/seq to be safe)")) }
+    }
+
+    /// Runs ops/redis/publish.lua on `channel`'s key with `argv`, on its slot's master;
+    /// `done` gets the reply and the node that ran it, or nil if no master of the slot can
+    /// be reached or the connection dropped before it answered.
+    private func runScript(_ channel: String, _ argv: [[UInt8]], retried: Bool = false, _ done: @escaping (RedisReply?, RedisNode?) -> Void) {
         let head: [String] = scriptSHA.map { ["EVALSHA", $0] } ?? ["EVAL", RedisPublishScript.source]
         let args = (head + ["1", RedisKeys.stream(channel)]).map { Array($0.utf8) } + argv
-        let sent = commands.send(args) { [weak self] reply in
+        shards.send(channel, [args]) { [weak self] reply, node in
             guard let self else { return }
             if case .error(let message)? = reply, message.hasPrefix("NOSCRIPT"), !retried {
                 // The script cache was flushed: EVAL carries the text and caches it again.
                 self.scriptSHA = nil
                 return self.runScript(channel, argv, retried: true, done)
             }
-            done(reply)
+            done(reply, node)
         }
-        if !sent { done(nil) }
     }
 
     /// The end state a script error names (`FINAL`, `CANCELLED`, `ABANDONED starling: …`).
@@ -204,16 +260,18 @@ public final class RedisStore: EventStore {
     }
 
     public func cancel(_ channel: String, data: String, completion: @escaping (Result<StoredEvent, BrokerError>) -> Void) {
-        guard commands.isConnected else { return completion(.failure(Self.unreachable)) }
-        runScript(channel, lifecycleArguments("cancel", [data])) { [weak self] reply in
+        runScript(channel, lifecycleArguments("cancel", [data])) { [weak self] reply, node in
             guard let self else { return }
             switch reply {
             case .error(let message)? where Self.endedState(message) != nil:
                 completion(.failure(Self.endedState(message)!.refusal(channel: channel)))
             case let r? where r.text.flatMap({ EventID($0) }) != nil:
                 let id = EventID(r.text!)!
-                completion(.success(StoredEvent(channel: channel, id: id, name: ChannelState.cancelledEvent, data: .json(data),
-                                                conflate: nil, final: true, storedAtMs: id.ms)))
+                let cancelled = StoredEvent(channel: channel, id: id, name: ChannelState.cancelledEvent, data: .json(data),
+                                            conflate: nil, final: true, storedAtMs: id.ms)
+                // A cancel is a stored event too: with --redis-wait, 200 only once replicas have it.
+                guard self.waitReplicas > 0, let node else { return completion(.success(cancelled)) }
+                self.awaitReplicas(node, channel) { refusal in completion(refusal.map { .failure($0) } ?? .success(cancelled)) }
             default:
                 self.logger.warning("redis cancel of \(channel) failed: \(reply?.errorMessage ?? "connection lost")")
                 completion(.failure(BrokerError(.unavailable, "store_unavailable",
@@ -223,31 +281,29 @@ public final class RedisStore: EventStore {
     }
 
     public func holdLease(_ channel: String) {
-        guard commands.isConnected else { return }  // the next hold, after the reconnect, renews it
-        runScript(channel, lifecycleArguments("hold")) { _ in }
+        // Unreachable: the next hold, after the reconnect, renews it.
+        runScript(channel, lifecycleArguments("hold")) { _, _ in }
     }
 
     /// Ends `channel` as abandoned if its lease ran out: the script does it once, whichever
     /// node asks first; the `starling.abandoned` event then arrives as a notification.
     private func checkLease(_ channel: String) {
-        runScript(channel, lifecycleArguments("lapse")) { _ in }
+        runScript(channel, lifecycleArguments("lapse")) { _, _ in }
     }
 
     public func read(_ channel: String, from: ResumePoint, limit: Int,
                      completion: @escaping (Result<ReadResult, BrokerError>) -> Void) {
-        guard commands.isConnected else { return completion(.failure(Self.unreachable)) }
         let key = RedisKeys.stream(channel)
         let start: String
         switch from {
         case .live:
             // Only the final state matters: nothing is replayed.
-            let sent = commands.send(["XINFO", "STREAM", key]) { reply in
+            shards.send(channel, [Self.command("XINFO", "STREAM", key)]) { reply, _ in
                 guard let reply else { return completion(.failure(Self.unreachable)) }
                 let info = RedisCodec.streamInfo(reply, channel: channel)
                 completion(.success(ReadResult(events: [], gap: nil, reachedEnd: true, finalID: Self.finalID(info),
                                                lastID: Self.lastID(info))))
             }
-            if !sent { completion(.failure(Self.unreachable)) }
             return
         case .earliest: start = "-"
         case .after(let id): start = "(\(id)"
@@ -256,12 +312,10 @@ public final class RedisStore: EventStore {
         // MULTI/EXEC: the history facts (XINFO) and the page (XRANGE) describe one instant,
         // so a trim between them can neither fake nor hide a gap. One more entry than the
         // page tells whether the page reaches the end.
-        commands.send(["MULTI"])
-        commands.send(["XINFO", "STREAM", key])
-        commands.send(["XRANGE", key, start, "+", "COUNT", String(page + 1)])
-        let sent = commands.send(["EXEC"]) { [weak self] reply in
+        let commands = [Self.command("XINFO", "STREAM", key), Self.command("XRANGE", key, start, "+", "COUNT", String(page + 1))]
+        shards.send(channel, commands) { [weak self] reply, _ in
             guard let parts = reply?.elements, parts.count == 2, let entries = RedisCodec.events(parts[1], channel: channel) else {
-                self?.stats.commandErrors += 1
+                self?.counters.commandErrors += 1
                 return completion(.failure(BrokerError(.unavailable, "store_unavailable",
                     "Redis did not answer the read: \(reply?.errorMessage ?? "connection lost")")))
             }
@@ -274,12 +328,12 @@ public final class RedisStore: EventStore {
             completion(.success(ReadResult(events: events, gap: gap, reachedEnd: entries.count <= page, finalID: Self.finalID(info),
                                            lastID: Self.lastID(info))))
         }
-        if !sent { completion(.failure(Self.unreachable)) }
     }
 
+    static func command(_ args: String...) -> [[UInt8]] { args.map { Array($0.utf8) } }
+
     public func info(_ channel: String, completion: @escaping (Result<ChannelInfo, BrokerError>) -> Void) {
-        guard commands.isConnected else { return completion(.failure(Self.unreachable)) }
-        let sent = commands.send(["XINFO", "STREAM", RedisKeys.stream(channel)]) { reply in
+        shards.send(channel, [Self.command("XINFO", "STREAM", RedisKeys.stream(channel))]) { reply, _ in
             guard let reply else { return completion(.failure(Self.unreachable)) }
             guard let info = RedisCodec.streamInfo(reply, channel: channel) else {
                 // "no such key": a channel never published, or expired.
@@ -288,7 +342,6 @@ public final class RedisStore: EventStore {
             let state = info.last.map { $0.final ? ChannelState(finalEventNamed: $0.name) : .open } ?? .open
             completion(.success(ChannelInfo(lastID: Self.lastID(info), length: info.length, state: state)))
         }
-        if !sent { completion(.failure(Self.unreachable)) }
     }
 
     public func watch(_ channel: String) {
@@ -312,8 +365,8 @@ public final class RedisStore: EventStore {
     public func tick(nowMs: UInt64) {
         for (channel, w) in watches {
             catchUp(channel, w)
-            if subscriptions[channel] == nil { reconcile(channel) }
-            if w.leased, !w.ended, commands.isConnected { checkLease(channel) }
+            reconcile(channel)
+            if w.leased, !w.ended, shards.owner(of: channel)?.commands.isConnected == true { checkLease(channel) }
         }
     }
 
@@ -351,7 +404,7 @@ public final class RedisStore: EventStore {
     private func requestBaseline(_ channel: String, _ w: Watch) {
         guard w.lastDelivered == nil, !w.baselinePending else { return }
         w.baselinePending = true
-        let sent = commands.send(["XREVRANGE", RedisKeys.stream(channel), "+", "-", "COUNT", "1"]) { [weak self] reply in
+        shards.send(channel, [Self.command("XREVRANGE", RedisKeys.stream(channel), "+", "-", "COUNT", "1")]) { [weak self] reply, _ in
             guard let self, self.watches[channel] === w else { return }
             w.baselinePending = false
             guard let reply else { return }  // retried on reconnect
@@ -363,7 +416,6 @@ public final class RedisStore: EventStore {
             }
             self.fill(channel, w)
         }
-        if !sent { w.baselinePending = false }
     }
 
     private func catchUp(_ channel: String, _ w: Watch) {
@@ -376,10 +428,10 @@ public final class RedisStore: EventStore {
         guard let last = w.lastDelivered, !w.filling else { return }
         w.filling = true
         let start = last == .zero ? "-" : "(\(last)"
-        let sent = commands.send(["XRANGE", RedisKeys.stream(channel), start, "+", "COUNT", String(Self.fillPageSize)]) { [weak self] reply in
-            self?.filled(channel, w, reply)
+        // Unreachable: nil comes back at once; the reconnect or the next tick catches up.
+        shards.send(channel, [Self.command("XRANGE", RedisKeys.stream(channel), start, "+", "COUNT", String(Self.fillPageSize))]) {
+            [weak self] reply, _ in self?.filled(channel, w, reply)
         }
-        if !sent { w.filling = false }  // the reconnect catches up
     }
 
     private func filled(_ channel: String, _ w: Watch, _ reply: RedisReply?) {
@@ -409,11 +461,26 @@ public final class RedisStore: EventStore {
         }
     }
 
-    private func received(_ reply: RedisReply) {
+    /// A reply on a node's sharded pub/sub connection: a message, a confirmation, a
+    /// server-pushed `sunsubscribe` (the slot moved away), or an error answering the oldest
+    /// SSUBSCRIBE/SUNSUBSCRIBE not yet answered (MOVED: the slot is elsewhere).
+    private func received(_ reply: RedisReply, from node: RedisNode) {
+        if let message = reply.errorMessage {
+            let failed = node.pendingSubscriptions.isEmpty ? nil : node.pendingSubscriptions.removeFirst()
+            if let failed, subscriptions[failed.channel]?.node === node { subscriptions[failed.channel] = nil }
+            if let r = RedisRedirect(message) {
+                shards.subscriberRedirected(r)
+                if let failed { reconcile(failed.channel) }
+            } else {
+                counters.commandErrors += 1
+                logger.warning("redis \(node.subscriber.role) refused \(failed.map { $0.subscribe ? "SSUBSCRIBE" : "SUNSUBSCRIBE" } ?? "a command"): \(message)")
+            }
+            return
+        }
         guard let parts = reply.elements, parts.count >= 3, let kind = parts[0].text,
               let name = parts[1].text, let channel = RedisKeys.channel(fromStream: name) else { return }
         switch kind {
-        case "message":
+        case "smessage", "message":
             guard let w = watches[channel] else { return }
             guard let payload = parts[2].bytes, let n = RedisCodec.notification(payload, channel: channel) else {
                 logger.warning("redis: unreadable notification on \(name); filling from the stream")
@@ -424,13 +491,26 @@ public final class RedisStore: EventStore {
                 return
             }
             apply(n, channel, w)
-        case "subscribe":
-            subscriptions[channel] = .subscribed
+        case "ssubscribe":
+            if let k = node.pendingSubscriptions.firstIndex(where: { $0.subscribe && $0.channel == channel }) {
+                node.pendingSubscriptions.remove(at: k)
+            }
+            guard subscriptions[channel]?.node === node else { return }
+            subscriptions[channel]?.state = .subscribed
             reconcile(channel)
-            // Events stored between the baseline and this moment announced nothing to us.
+            // Events stored between the baseline (or the last notification from the slot's
+            // previous master) and this moment announced nothing to us.
             if let w = watches[channel] { catchUp(channel, w) }
-        case "unsubscribe":
-            subscriptions[channel] = nil
+        case "sunsubscribe":
+            if let k = node.pendingSubscriptions.firstIndex(where: { !$0.subscribe && $0.channel == channel }) {
+                node.pendingSubscriptions.remove(at: k)
+            } else {
+                // Pushed by the server: the channel's slot moved to another master.
+                logger.info("redis: \(name) moved away from \(node.address); subscribing on its new master",
+                            metadata: ["event": "redis_subscription_moved"])
+                shards.requestRefresh()
+            }
+            if subscriptions[channel]?.node === node { subscriptions[channel] = nil }
             reconcile(channel)
         default:
             break
@@ -463,18 +543,31 @@ public final class RedisStore: EventStore {
         delegate?.store(didAppend: events, to: channel)
     }
 
-    /// Moves the channel's pub/sub subscription one step toward "subscribed iff watched".
+    /// Moves the channel's sharded subscription one step toward "subscribed iff watched,
+    /// on the master of its slot".
     private func reconcile(_ channel: String) {
-        guard pubsub.isConnected else { return }
         let wanted = watches[channel] != nil
         let key = RedisKeys.stream(channel)
-        switch subscriptions[channel] {
-        case nil where wanted:
-            if pubsub.subscribe(key) { subscriptions[channel] = .subscribing }
-        case .subscribed? where !wanted:
-            if pubsub.unsubscribe(key) { subscriptions[channel] = .unsubscribing }
-        default:
-            break  // in step, or waiting for Redis to confirm
+        if let s = subscriptions[channel] {
+            guard s.node.subscriber.isConnected else { subscriptions[channel] = nil; return reconcile(channel) }
+            guard s.state == .subscribed, !wanted || s.node !== shards.owner(of: channel) else { return }
+            // In step, or waiting for Redis to confirm; else leave the old node first.
+            if s.node.subscriber.send(["SUNSUBSCRIBE", key]) {
+                s.node.pendingSubscriptions.append((false, channel))
+                subscriptions[channel]?.state = .unsubscribing
+            }
+            return
+        }
+        guard wanted, let owner = shards.owner(of: channel), owner.subscriber.isConnected else { return }
+        if owner.subscriber.send(["SSUBSCRIBE", key]) {
+            owner.pendingSubscriptions.append((true, channel))
+            subscriptions[channel] = ShardSubscription(node: owner, state: .subscribing)
         }
     }
+}
+
+/// Where the Redis engine's data lives: one Redis, or a Redis Cluster named by seed nodes.
+public enum RedisTopology: Sendable {
+    case single(RedisURL)
+    case cluster([RedisURL])
 }

@@ -45,7 +45,8 @@ struct Check: ParsableCommand {
         }
         print("ok: listen \(s.listen.text) binds \(s.listen.bindHost) port \(s.listen.port)")
 
-        if let url = runtime.redis {
+        let probed = runtime.redis.map { [$0] } ?? runtime.redisCluster
+        for url in probed {
             do throws(RedisProbe.Failure) {
                 let r = try RedisProbe.check(url)
                 if r.major < 7 {
@@ -56,9 +57,8 @@ struct Check: ParsableCommand {
             } catch {
                 problems.append("redis: \(error)")
             }
-        } else {
-            print("ok: engine: memory (no redis)")
         }
+        if probed.isEmpty { print("ok: engine: memory (no redis)") }
 
         for p in problems { print("problem: \(p)") }
         if problems.isEmpty {

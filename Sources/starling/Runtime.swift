@@ -11,6 +11,8 @@ struct Runtime {
     var broker = BrokerConfig()
     let auth: AuthConfig
     let redis: RedisURL?
+    /// `redis_cluster` seeds, each with the password put in (empty: not a cluster).
+    let redisCluster: [RedisURL]
 
     init(_ s: ServeSettings) throws(ConfigError) {
         settings = s
@@ -34,25 +36,38 @@ struct Runtime {
         auth = AuthConfig(hmacSecrets: s.jwtSecrets, publicKeyPEMs: s.jwtPublicKeyPEMs,
                           publicSubscribe: s.publicSubscribe, cookieName: s.jwtCookie)
         redis = try s.redisURL.map { text throws(ConfigError) in try Self.redisURL(text, password: s.redisPassword) }
+        var seeds: [RedisURL] = []
+        for text in s.redisClusterURLs {
+            let url = try Self.redisURL(text, password: s.redisPassword, key: "redis_cluster")
+            guard url.db == 0 else { throw ConfigError(key: "redis_cluster", "a cluster has only database 0; \(url) names \(url.db)") }
+            seeds.append(url)
+        }
+        redisCluster = seeds
     }
 
     /// The engine's URL with the password from `redis_password(_file)` put in; `rediss://`
     /// refused by name (Debian 12's hiredis 0.14 has no TLS).
-    static func redisURL(_ text: String, password: String?) throws(ConfigError) -> RedisURL {
+    static func redisURL(_ text: String, password: String?, key: String = "redis") throws(ConfigError) -> RedisURL {
         guard var url = RedisURL(text) else {
-            throw ConfigError(key: "redis", "'\(ServeSettings.maskedURL(text))' is not redis://[user[:password]@]host[:port][/db]")
+            throw ConfigError(key: key, "'\(ServeSettings.maskedURL(text))' is not redis://[user[:password]@]host[:port][/db]")
         }
         if url.tls {
-            throw ConfigError(key: "redis", """
+            throw ConfigError(key: key, """
                 rediss:// (TLS) is not supported: this build uses Debian's hiredis 0.14, which has no TLS. \
                 Reach Redis over a private network, or through a local TLS tunnel (stunnel, spiped) at redis://127.0.0.1:PORT
                 """)
         }
         if let password { url.password = password }
         if url.username != nil, url.password == nil {
-            throw ConfigError(key: "redis", "the URL names the ACL user \(url.username!) but no password (give redis_password_file)")
+            throw ConfigError(key: key, "the URL names the ACL user \(url.username!) but no password (give redis_password_file)")
         }
         return url
+    }
+
+    /// The Redis engine's topology: one Redis or a cluster's seeds; nil: the memory engine.
+    var redisTopology: RedisTopology? {
+        if let redis { return .single(redis) }
+        return redisCluster.isEmpty ? nil : .cluster(redisCluster)
     }
 
     /// The broker's knobs, with its access logger made now (after logging is set up).

@@ -24,6 +24,9 @@ struct ServeOptions: ParsableArguments {
     @Option(help: help(.corsOrigin)) var corsOrigin: [String] = []
     @Option(help: help(.redis)) var redis: String?
     @Option(help: help(.redisPasswordFile)) var redisPasswordFile: String?
+    @Option(help: help(.redisCluster)) var redisCluster: [String] = []
+    @Option(help: help(.redisWait)) var redisWait: String?
+    @Option(help: help(.redisWaitTimeout)) var redisWaitTimeout: String?
     @Option(help: help(.jwtSecret)) var jwtSecret: [String] = []
     @Option(help: help(.jwtSecretFile)) var jwtSecretFile: [String] = []
     @Option(help: help(.jwtPublicKey)) var jwtPublicKey: [String] = []
@@ -68,6 +71,9 @@ struct ServeOptions: ParsableArguments {
         put(.corsOrigin, corsOrigin)
         put(.redis, redis)
         put(.redisPasswordFile, redisPasswordFile)
+        put(.redisCluster, redisCluster)
+        put(.redisWait, redisWait)
+        put(.redisWaitTimeout, redisWaitTimeout)
         put(.jwtSecret, jwtSecret)
         put(.jwtSecretFile, jwtSecretFile)
         put(.jwtPublicKey, jwtPublicKey)

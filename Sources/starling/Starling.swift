@@ -43,15 +43,17 @@ struct Serve: ParsableCommand {
         let loopCount = settings.threads ?? LoopGroup.availableCores
         let group = LoopGroup(count: loopCount)
         let stores: [EventStore]
-        if let url = runtime.redis {
-            // Each loop keeps its own two Redis connections, as separate nodes would.
+        if let topology = runtime.redisTopology {
+            // Each loop keeps its own two Redis connections per node, as separate nodes would.
             let redisStores = group.loops.map {
-                RedisStore(loop: $0, url: url, retainEvents: settings.retainEvents, retainSeconds: settings.retainSeconds, logger: logger)
+                RedisStore(loop: $0, redis: topology, waitReplicas: settings.redisWait,
+                           waitTimeoutMs: Int((settings.redisWaitTimeoutSeconds * 1000).rounded(.up)),
+                           retainEvents: settings.retainEvents, retainSeconds: settings.retainSeconds, logger: logger)
             }
             for r in redisStores { r.start() }
             // Listen either way (/readyz says 503 until Redis answers), but give it a moment.
             for r in redisStores where !r.waitUntilReady(timeoutMs: 5_000) {
-                logger.warning("redis \(url) is not reachable yet; retrying")
+                logger.warning("redis \(runtime.redis.map { "\($0)" } ?? "cluster") is not reachable yet; retrying")
                 break
             }
             stores = redisStores
@@ -77,7 +79,7 @@ struct Serve: ParsableCommand {
         var bound = try brokers[0].listen(host: host, port: settings.listen.port, sharedPort: loopCount > 1)
         for b in brokers.dropFirst() { bound = try b.listen(host: host, port: bound, sharedPort: true) }
         // Tests and scripts read this line to learn the port.
-        print("starling listening on http://\(host.contains(":") ? "[\(host)]" : host):\(bound) (engine: \(runtime.redis == nil ? "memory" : "redis"), threads: \(loopCount))")
+        print("starling listening on http://\(host.contains(":") ? "[\(host)]" : host):\(bound) (engine: \(runtime.redis != nil ? "redis" : runtime.redisCluster.isEmpty ? "memory" : "redis-cluster"), threads: \(loopCount))")
         fflush(nil)  // all streams: the test harness reads this line through a pipe
 
         // Signals arrive on loop 0 (this thread); the drain reaches every loop from there.

@@ -1,10 +1,11 @@
 // The engines every broker test runs on: one suite, parameterized. The Redis engine's
-// URL comes from the test command, which starts a private redis-server.
+// URL comes from the test command, which starts a private redis-server; the cluster
+// engine's seeds (STARLING_TEST_REDIS_CLUSTER) from the private Redis Cluster it starts.
 import StarlingClient
 import XCTest
 
 enum Engine: String, CaseIterable {
-    case memory, redis
+    case memory, redis, cluster
 
     /// Both engines unless STARLING_TEST_ENGINES narrows it (e.g. `memory` for a quick
     /// run without Redis). The Redis runs fail, never skip, when Redis is missing.
@@ -18,7 +19,33 @@ enum Engine: String, CaseIterable {
         switch self {
         case .memory: return []
         case .redis: return ["--redis", try BrokerProcess.redisURL()]
+        case .cluster: return ["--redis-cluster", try Self.clusterSeeds()]
         }
+    }
+
+    /// STARLING_TEST_REDIS_CLUSTER: comma-separated seed URLs of the suite's Redis Cluster.
+    static func clusterSeeds() throws -> String {
+        guard let seeds = ProcessInfo.processInfo.environment["STARLING_TEST_REDIS_CLUSTER"], !seeds.isEmpty else {
+            throw ClientError("STARLING_TEST_REDIS_CLUSTER is not set: run the suite with `make test`, which starts a private Redis Cluster")
+        }
+        return seeds
+    }
+
+    /// The suites that run on the cluster engine too (the replay, final/204/409,
+    /// gap, producer and multiplexed ones), at one loop count: every other suite would
+    /// prove nothing new there and cost minutes of CI. STARLING_TEST_ENGINES naming
+    /// `cluster` runs every suite on it.
+    static let clusterSuites: Set<String> = ["ReplayTests.swift", "FinalTests.swift", "GapPastEndTests.swift",
+                                             "ProducerTests.swift", "MultiplexTests.swift"]
+
+    /// The engine/loop-count runs for a test in `file`.
+    static func runs(file: StaticString) -> [EngineRun] {
+        var runs = all.flatMap { engine in LoopCounts.all.map { EngineRun(engine: engine, threads: $0) } }
+        let name = "\(file)".split(separator: "/").last.map(String.init) ?? ""
+        if !all.contains(.cluster), ProcessInfo.processInfo.environment["STARLING_TEST_ENGINES"] == nil, clusterSuites.contains(name) {
+            runs.append(EngineRun(engine: .cluster, threads: 2))
+        }
+        return runs
     }
 }
 
@@ -45,14 +72,11 @@ struct EngineRun: CustomStringConvertible {
 /// Runs `body` once per engine and loop count against a fresh broker started with `arguments`.
 func onEachEngine(_ arguments: [String] = [], file: StaticString = #filePath, line: UInt = #line,
                   _ body: (BrokerProcess, EngineRun) throws -> Void) throws {
-    for engine in Engine.all {
-        for threads in LoopCounts.all {
-            let run = EngineRun(engine: engine, threads: threads)
-            let broker = try BrokerProcess(try engine.arguments() + ["--threads", "\(threads)"] + arguments)
-            defer { broker.terminate() }
-            do { try body(broker, run) } catch {
-                XCTFail("[\(run)] \(error)", file: file, line: line)
-            }
+    for run in Engine.runs(file: file) {
+        let broker = try BrokerProcess(try run.engine.arguments() + ["--threads", "\(run.threads)"] + arguments)
+        defer { broker.terminate() }
+        do { try body(broker, run) } catch {
+            XCTFail("[\(run)] \(error)", file: file, line: line)
         }
     }
 }

@@ -11,6 +11,9 @@
 #   ops/bench/run.sh            # full: 3 runs of each scenario, 10 s each (~15 min)
 #   ops/bench/run.sh --quick    # 1 run, 3 s each (a couple of minutes)
 # Options: --runs N  --duration S  --servers "starling nchan starling-redis floor"
+#          (also starling-redis-cluster and starling-redis-cluster-wait: the broker on a
+#          local 3-master + 3-replica Redis Cluster, ops/redis/cluster/cluster.sh, the
+#          second with --redis-wait 1; every redis-server's CPU counts as the server's)
 #          --scenarios "broadcast-1k broadcast-10k channels channels-flat idle replay slow-base slow"
 #          --threads N (starling --threads N; Nchan worker_processes N; default 1)
 #          --procs N (starling-load --procs N: client processes)
@@ -42,7 +45,7 @@ while [ $# -gt 0 ]; do
     --client-cpus) CLIENT_CPUS=$2; shift ;;
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 64 ;;
   esac
   shift
@@ -93,7 +96,7 @@ fi
 
 WORK=$(mktemp -d /tmp/starling-bench.XXXXXX)
 mkdir -p "$WORK/results"
-SERVER_PID="" REDIS_PID="" PIDS=()
+SERVER_PID="" REDIS_PID="" PIDS=() CLUSTER_DIR="" CLUSTER_SEEDS=""
 cleanup() {
   stop_server
   if [ "$KEEP" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
@@ -114,11 +117,13 @@ wait_port() {  # port, pid to watch
 stop_server() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
-  PIDS=() SERVER_PID="" REDIS_PID="" ALSO_PIDS=()
+  if [ -n "$CLUSTER_DIR" ]; then bash "$ROOT/ops/redis/cluster/cluster.sh" stop "$CLUSTER_DIR" 2>/dev/null || true; fi
+  PIDS=() SERVER_PID="" REDIS_PID="" ALSO_PIDS=() CLUSTER_DIR="" CLUSTER_SEEDS=""
 }
 ALSO_PIDS=()  # processes whose CPU and RSS count as the server's (its Redis, more nginx workers)
 
 has_redis_engine() { "$BIN/starling" serve --help 2>&1 | grep -- '--redis' >/dev/null; }
+has_redis_cluster() { "$BIN/starling" serve --help 2>&1 | grep -- '--redis-cluster' >/dev/null; }
 has_threads() { "$BIN/starling" serve --help 2>&1 | grep -- '--threads' >/dev/null; }  # not -q: an early exit is a SIGPIPE under pipefail
 
 STARLING_FLAGS=(--heartbeat 5 --retain-events 100000 --max-connections 19900 --log-level warning)
@@ -141,6 +146,25 @@ start_redis() {
     --dir "$WORK/redis" --daemonize no >"$WORK/redis.log" 2>&1 &
   REDIS_PID=$!; PIDS+=("$REDIS_PID"); ALSO_PIDS+=("$REDIS_PID")
   wait_port "$REDIS_PORT" "$REDIS_PID"
+}
+
+# A fresh 3-master + 3-replica Redis Cluster (ops/redis/cluster/cluster.sh) on free
+# loopback ports below the ephemeral range, its six redis-server processes pinned to the
+# server's cores and measured with the broker (replicas too: replication is part of the cost).
+start_redis_cluster() {
+  local dir="$WORK/cluster" first p pid
+  for _ in $(seq 20); do
+    first=$((20000 + RANDOM % 2700))
+    CLUSTER_SEEDS=$(bash "$ROOT/ops/redis/cluster/cluster.sh" start "$dir" "$first" 2>>"$WORK/cluster.log") && break
+    CLUSTER_SEEDS=""
+  done
+  [ -n "$CLUSTER_SEEDS" ] || { tail -20 "$WORK/cluster.log" >&2; return 1; }
+  CLUSTER_DIR=$dir
+  for p in $(seq "$first" $((first + 5))); do
+    pid=$(cat "$dir/$p/redis.pid")
+    if [ -n "$SERVER_CPUS" ]; then taskset -apc "$SERVER_CPUS" "$pid" >/dev/null; fi
+    ALSO_PIDS+=("$pid")
+  done
 }
 
 start_nchan() {
@@ -180,6 +204,8 @@ start_server() {
   case "$1" in
     starling) start_starling ;;
     starling-redis) start_redis && start_starling --redis "redis://127.0.0.1:$REDIS_PORT/0" ;;
+    starling-redis-cluster) start_redis_cluster && start_starling --redis-cluster "$CLUSTER_SEEDS" ;;
+    starling-redis-cluster-wait) start_redis_cluster && start_starling --redis-cluster "$CLUSTER_SEEDS" --redis-wait 1 ;;
     nchan) start_nchan ;;
     floor) start_floor ;;
   esac
@@ -224,6 +250,11 @@ target_args() {
 if [[ " $SERVERS " == *" starling-redis "* ]] && ! has_redis_engine; then
   say "this starling has no --redis yet: skipping starling-redis"
   SERVERS=${SERVERS//starling-redis/}
+fi
+
+if [[ " $SERVERS " == *" starling-redis-cluster"* ]] && ! has_redis_cluster; then
+  say "this starling has no --redis-cluster yet: skipping starling-redis-cluster and starling-redis-cluster-wait"
+  SERVERS=$(tr ' ' '\n' <<<"$SERVERS" | grep -v '^starling-redis-cluster' | paste -sd' ' -)
 fi
 
 if [[ " $SERVERS " == *" floor "* ]] && [ "$THREADS" != 1 ]; then

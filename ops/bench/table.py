@@ -9,7 +9,7 @@ disturbed (they took CPU on the run's cores while it measured)."""
 import json, os, statistics, sys
 
 ORDER = ["broadcast-1k", "broadcast-10k", "channels", "channels-flat", "idle", "replay", "slow-base", "slow"]
-SERVERS = ["starling", "starling-redis", "nchan", "floor"]
+SERVERS = ["starling", "starling-redis", "starling-redis-cluster", "starling-redis-cluster-wait", "nchan", "floor"]
 DISTURBED = 5.0  # % of a core used by other processes on the run's cores
 
 

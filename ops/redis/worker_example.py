@@ -4,6 +4,11 @@
 exactly as if they had been POSTed. See ops/redis/README.md for the argument convention.
 
     python3 ops/redis/worker_example.py redis://127.0.0.1:6379/0 my-channel
+    python3 ops/redis/worker_example.py --cluster redis://127.0.0.1:7000,redis://127.0.0.1:7001 my-channel
+
+With --cluster the worker talks to a Redis Cluster through redis-py's RedisCluster: the
+script's one key, starling:{channel}, picks the slot, and RedisCluster sends each call to
+that slot's master (following MOVED and ASK). Nothing else changes.
 """
 import json
 import pathlib
@@ -26,9 +31,17 @@ def event(name, data, conflate="", final=False, producer="", seq=""):
     return [name, text, kind, conflate, "1" if final else "0", producer, str(seq)]
 
 
+def connect(argv):
+    """(client, channel) from the command line: a Redis URL, or --cluster and seed URLs."""
+    if argv[1] == "--cluster":
+        from redis.cluster import ClusterNode, RedisCluster
+        seeds = [u.split("://", 1)[-1].rsplit(":", 1) for u in argv[2].split(",")]
+        return RedisCluster(startup_nodes=[ClusterNode(host, int(port)) for host, port in seeds]), argv[3]
+    return redis.Redis.from_url(argv[1]), argv[2]
+
+
 def main():
-    url, channel = sys.argv[1], sys.argv[2]
-    r = redis.Redis.from_url(url)
+    r, channel = connect(sys.argv)
     publish = r.register_script(SCRIPT)  # EVALSHA, loading the script on NOSCRIPT
     key = "starling:{%s}" % channel
 

@@ -69,6 +69,7 @@ tool() {
 NGINX=$(tool nginx nginx usr/sbin/nginx) || NGINX=""
 PROMTOOL=$(tool promtool prometheus usr/bin/promtool) || PROMTOOL=""
 SYSTEMD_ANALYZE=$(command -v systemd-analyze) || SYSTEMD_ANALYZE=""
+SHELLCHECK=$(tool shellcheck shellcheck usr/bin/shellcheck) || SHELLCHECK=""
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Runs the broker without the caller's STARLING_* variables (every one names a setting
@@ -512,6 +513,54 @@ check "grafana dashboard" grafana
 
 # ---- container ----------------------------------------------------------------------------
 check "container files (static)" python3 "$WORK/container.py" "$ROOT"
+
+# ---- Redis Cluster (ops/redis/cluster) -------------------------------------------------------
+cluster_shellcheck() {
+  [ -n "$SHELLCHECK" ] || { echo "no shellcheck (install failed)"; return 1; }
+  "$SHELLCHECK" ops/redis/cluster/cluster.sh || return 1
+  echo "shellcheck $("$SHELLCHECK" --version | sed -n 's/^version: //p'): clean"
+}
+check "redis cluster script (shellcheck)" cluster_shellcheck
+
+# Start a real 6-node cluster, then stop it half broken (a node SIGKILLed, another without
+# its pid file): nothing may stay running, and a second stop is a no-op.
+cluster_smoke() {
+  command -v redis-server >/dev/null || { echo "no redis-server (make deps installs it)"; return 1; }
+  local dir="$WORK/cluster" first="" seeds out p pids
+  for _ in $(seq 20); do
+    p=$((23000 + RANDOM % 2700))   # nodes and bus ports below the ephemeral range
+    python3 -c 'import socket,sys
+for p in [int(sys.argv[1]) + i for i in range(6)] + [int(sys.argv[1]) + 10000 + i for i in range(6)]:
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", p)); s.close()' "$p" 2>/dev/null \
+      && { first=$p; break; }
+  done
+  [ -n "$first" ] || { echo "no 6 free ports (+ bus ports) found"; return 1; }
+  local started=$SECONDS
+  seeds=$(bash ops/redis/cluster/cluster.sh start "$dir" "$first" 2>"$WORK/cluster.err") \
+    || { cat "$WORK/cluster.err"; bash ops/redis/cluster/cluster.sh stop "$dir"; return 1; }
+  local took=$((SECONDS - started))
+  [ "$seeds" = "redis://127.0.0.1:$first,redis://127.0.0.1:$((first + 1)),redis://127.0.0.1:$((first + 2))" ] \
+    || { echo "seed list: $seeds"; bash ops/redis/cluster/cluster.sh stop "$dir"; return 1; }
+  for p in $(seq "$first" $((first + 5))); do
+    out=$(redis-cli -p "$p" CLUSTER INFO | tr -d '\r')
+    grep -qx cluster_state:ok <<<"$out" && grep -qx cluster_known_nodes:6 <<<"$out" \
+      || { echo ":$p $out"; bash ops/redis/cluster/cluster.sh stop "$dir"; return 1; }
+  done
+  # A second start on ports in use refuses at once and starts nothing.
+  if bash ops/redis/cluster/cluster.sh start "$WORK/cluster2" "$first" 2>"$WORK/cluster2.err"; then
+    echo "a start on ports in use succeeded"; bash ops/redis/cluster/cluster.sh stop "$dir"; return 1
+  fi
+  grep -q "ports in use" "$WORK/cluster2.err" || { cat "$WORK/cluster2.err"; bash ops/redis/cluster/cluster.sh stop "$dir"; return 1; }
+  kill -9 "$(cat "$dir/$((first + 1))/redis.pid")"
+  rm -f "$dir/$((first + 3))/redis.pid"
+  bash ops/redis/cluster/cluster.sh stop "$dir" 2>/dev/null
+  pids=$(pgrep -f "redis-server .*:($(seq -s '|' "$first" $((first + 5))))" || true)
+  [ -z "$pids" ] || { echo "still running after stop: $pids"; return 1; }
+  out=$(bash ops/redis/cluster/cluster.sh stop "$dir" 2>&1) || { echo "second stop: $out"; return 1; }
+  [ -z "$out" ] || { echo "second stop: $out"; return 1; }
+  echo "3 masters + 3 replicas up in ${took} s; refuses ports in use; stops half broken, twice"
+}
+check "redis cluster start/stop" cluster_smoke
 
 # ---- docs ---------------------------------------------------------------------------------
 deploy_docs() {

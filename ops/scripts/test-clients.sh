@@ -8,7 +8,8 @@
 #
 #   ops/scripts/test-clients.sh [STARLING_BINARY]     (default: .build/debug/starling)
 #
-# Needs STARLING_TEST_REDIS (ops/scripts/test.sh starts a private Redis and sets it).
+# Needs STARLING_TEST_REDIS and STARLING_TEST_REDIS_CLUSTER (ops/scripts/test.sh starts a
+# private Redis and a private Redis Cluster and sets them).
 # Installs what it needs: python3 and its venv module, nodejs when `node` is missing and
 # chromium (Debian packages); a virtualenv ($STARLING_CLIENTS_VENV, default
 # /tmp/starling-clients-venv) with ./clients/python[test], examples/requirements.txt and
@@ -39,6 +40,7 @@ broken() { echo "FAIL: $1"; failed=$((failed + 1)); }
 
 [ -x "$BIN" ] || { broken "no broker binary at $BIN (build it, or pass its path)"; finish; }
 [ -n "${STARLING_TEST_REDIS:-}" ] || { broken "STARLING_TEST_REDIS is not set: run ops/scripts/test.sh, which starts a private Redis"; finish; }
+[ -n "${STARLING_TEST_REDIS_CLUSTER:-}" ] || { broken "STARLING_TEST_REDIS_CLUSTER is not set: run ops/scripts/test.sh, which starts a private Redis Cluster"; finish; }
 
 # ---- tools ----------------------------------------------------------------------------------
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

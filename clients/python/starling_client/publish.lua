@@ -1,5 +1,6 @@
 -- Starling publish script (SPEC §6). One atomic call stores an ordered batch of events
--- in the channel's stream and announces it to every broker node with one PUBLISH.
+-- in the channel's stream and announces it to every broker node with one SPUBLISH
+-- (sharded pub/sub, Redis 7: on a cluster the message stays on the slot's shard).
 -- The broker runs this exact text (embedded in RedisPublishScript.swift; a test keeps
 -- the two identical), so a worker calling it directly is an HTTP publish in all but name.
 --
@@ -54,7 +55,7 @@
 -- slot; field = producer, value = "<epoch>:<highest seq>", or a bare "<highest seq>" for
 -- epoch 0 as older versions wrote it). Stream fields: e=name d=data k=kind, c=conflate
 -- and f=1 only when present.
--- Notification (PUBLISH starling:{ch}): netstring-like fields "<len>:<bytes>", in order
+-- Notification (SPUBLISH starling:{ch}): netstring-like fields "<len>:<bytes>", in order
 -- "v1", the ID before the batch ("" if none), then per stored event: id, name,
 -- flags ("t"|"j", then "c" if conflated, "f" if final), conflate, data.
 
@@ -176,7 +177,7 @@ local function finish(name, data)
   local id = redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'e', name, 'd', data, 'k', 'json', 'f', '1')
   redis.call('PEXPIRE', key, ttl * 1000)
   redis.call('DEL', leaseKey)
-  redis.call('PUBLISH', key, table.concat({ field('v1'), field(prev), field(id), field(name), field('jf'), field(''), field(data) }))
+  redis.call('SPUBLISH', key, table.concat({ field('v1'), field(prev), field(id), field(name), field('jf'), field(''), field(data) }))
   prev = id
   return id
 end
@@ -316,7 +317,7 @@ if stored > 0 then
   if cutoff > 0 then redis.call('XTRIM', key, 'MINID', '~', cutoff) end
   if ended then redis.call('DEL', leaseKey) end
   redis.call('PEXPIRE', key, ttl * 1000)
-  redis.call('PUBLISH', key, table.concat(notice))
+  redis.call('SPUBLISH', key, table.concat(notice))
 end
 if #changed > 0 then redis.call('PEXPIRE', producers, ttl * 1000) end
 return ids

@@ -12,6 +12,17 @@ identical), with the same calls as the HTTP client.
 dropped Redis connection never store an event twice. Errors map to the HTTP client's:
 `Refused(409, "channel_final" | "producer_seq_gap" | "producer_fenced")`, a bad event
 `Refused(400, "bad_event")`.
+
+On Redis Cluster, give it a redis-py `RedisCluster`, or the seed URLs (what the broker's
+`--redis-cluster` takes) with `cluster=True`:
+
+    pub = RedisPublisher(RedisCluster(host="10.0.0.1", port=7000))
+    pub = RedisPublisher("redis://10.0.0.1:7000,redis://10.0.0.2:7001", cluster=True)
+
+The script's one key is the channel's `starling:{ch}`, so each call goes to the master of
+that key's slot (RedisCluster follows MOVED and ASK). A shard between masters (failover)
+answers CLUSTERDOWN or TRYAGAIN or drops the connection: those are retried with the
+backoff like a dropped connection, and producer/seq keep the retries from doubling an event.
 """
 from __future__ import annotations
 
@@ -27,6 +38,12 @@ from .events import Event, PublishResult, as_event
 from .producers import Producers, new_producer_id
 from .retry import Backoff
 
+
+# Retried with the backoff: a lost connection or a timeout, and on Redis Cluster a shard
+# without a master yet (CLUSTERDOWN, MASTERDOWN), a slot in the middle of a move (TRYAGAIN),
+# a slot map redis-py could not settle (too many redirections, no node for the slot).
+RETRIED = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError, redis.exceptions.TryAgainError,
+           redis.exceptions.RedisClusterException)
 
 # The script's error prefixes and the HTTP codes the broker gives them (409 each);
 # anything else ("ERR starling: ...") is a bad argument, 400 bad_event.
@@ -46,10 +63,38 @@ def script_args(e: Event, producer: str = "", seq: Optional[int] = None) -> List
     return [e.event, text, kind, e.conflate or "", "1" if e.final else "0", producer, "" if seq is None else str(seq)]
 
 
+def cluster_client(seeds: str, **kwargs: Any) -> Any:
+    """A redis-py `RedisCluster` from seed URLs, comma-separated (`redis://host:port,...`,
+    as the broker's `--redis-cluster`); a password or user in a URL, `rediss://` for TLS.
+    It reads the slot map from the first seed that answers."""
+    from urllib.parse import urlparse
+
+    from redis.cluster import ClusterNode, RedisCluster
+
+    nodes, options = [], dict(kwargs)
+    for url in (u.strip() for u in seeds.split(",") if u.strip()):
+        u = urlparse(url if "://" in url else "redis://" + url)
+        nodes.append(ClusterNode(u.hostname or "127.0.0.1", u.port or 6379))
+        if u.password:
+            options.setdefault("password", u.password)
+        if u.username:
+            options.setdefault("username", u.username)
+        if u.scheme == "rediss":
+            options.setdefault("ssl", True)
+    if not nodes:
+        raise ValueError("no seed URL in %r" % seeds)
+    return RedisCluster(startup_nodes=nodes, **options)
+
+
 class RedisPublisher:
     def __init__(self, url_or_client: Any = "redis://127.0.0.1:6379/0", *, retain_events: int = 1000,
-                 retain_seconds: int = 3600, backoff: Optional[Backoff] = None) -> None:
-        self.redis = redis.Redis.from_url(url_or_client) if isinstance(url_or_client, str) else url_or_client
+                 retain_seconds: int = 3600, backoff: Optional[Backoff] = None, cluster: bool = False) -> None:
+        """`url_or_client`: a Redis URL, seed URLs with `cluster=True`, or a redis-py client
+        (`Redis` or `RedisCluster`)."""
+        if isinstance(url_or_client, str):
+            self.redis = cluster_client(url_or_client) if cluster else redis.Redis.from_url(url_or_client)
+        else:
+            self.redis = url_or_client
         self.retain_events = retain_events
         self.retain_seconds = retain_seconds
         self.backoff = backoff or Backoff()
@@ -110,7 +155,7 @@ class RedisPublisher:
                 time.sleep(self.backoff.delay(attempt - 1))
             try:
                 ids = self._script(keys=[key], args=args)
-            except (redis.ConnectionError, redis.TimeoutError) as e:
+            except RETRIED as e:
                 last = e
                 continue
             except redis.ResponseError as e:

@@ -4,7 +4,8 @@ Nothing here is a stand-in for the broker.
 
 The binary is $STARLING_BIN (ops/scripts/test-clients.sh sets it), else the debug build
 of this checkout. The Redis engine needs $STARLING_TEST_REDIS (ops/scripts/test.sh starts
-a private Redis and sets it); without it those tests fail rather than skip.
+a private Redis and sets it), the cluster tests $STARLING_TEST_REDIS_CLUSTER (a private
+Redis Cluster, likewise); without them those tests fail rather than skip.
 """
 from __future__ import annotations
 
@@ -65,6 +66,16 @@ def redis_url() -> str:
     if not url:
         raise RuntimeError("STARLING_TEST_REDIS is not set: run ops/scripts/test.sh (make test), which starts a private Redis")
     return url
+
+
+def redis_cluster_seeds() -> str:
+    """The test Redis Cluster's masters, `redis://127.0.0.1:P,...` (ops/scripts/test.sh starts
+    it with ops/redis/cluster/cluster.sh); without it the cluster tests fail, never skip."""
+    seeds = os.environ.get("STARLING_TEST_REDIS_CLUSTER")
+    if not seeds:
+        raise RuntimeError("STARLING_TEST_REDIS_CLUSTER is not set: run ops/scripts/test.sh (make test), "
+                           "which starts a private Redis Cluster")
+    return seeds
 
 
 def engine_args(engine: str) -> List[str]:

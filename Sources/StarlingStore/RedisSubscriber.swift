@@ -1,0 +1,255 @@
+// RedisSubscriber: the sharded pub/sub connection (SSUBSCRIBE / SUNSUBSCRIBE, `smessage`
+// pushes). Debian's hiredis 0.14 async API knows only SUBSCRIBE-style replies (an
+// `smessage` arriving with no callback queued trips its assert), so this connection is the
+// project's own libuv TCP socket with hiredis's RESP reader (redisReaderFeed/GetReply) on
+// the bytes. Every C callback and pointer of it lives in this file; above it, each reply
+// (confirmation, message, or an error answering a command, in order) is a RedisReply.
+//
+// Like RedisConnection it reconnects by itself with backoff and jitter; the owner hears of
+// each connect and loss and re-sends its subscriptions. `stop` ends it for good.
+import CHiredis
+import CLibUV
+import StarlingLoop
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class RedisSubscriber {
+    let role: String
+    let url: RedisURL
+    private let loop: EventLoop
+    private var tcp: UnsafeMutablePointer<uv_tcp_t>?
+    private var reader: UnsafeMutablePointer<redisReader>?
+    private let readBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: RedisSubscriber.readBufferSize)
+    private var retry: LoopTimer?
+    private var connectDeadline: LoopTimer?
+    private var backoff = RedisBackoff()
+    private var started = false
+    private var stopped = false
+    private var awaitingAuth = false
+    /// True once the socket is connected and AUTH (if any) accepted; sends are refused outside it.
+    private(set) var isConnected = false
+
+    var onConnect: (() -> Void)?
+    /// The connection dropped (true) or an attempt failed (false); a reconnect is scheduled.
+    var onDisconnect: ((String, Bool) -> Void)?
+    /// Every reply after the handshake: pushes (`ssubscribe`, `sunsubscribe`, `smessage`)
+    /// and error replies, which answer the oldest command not yet answered.
+    var onReply: ((RedisReply) -> Void)?
+    var onHandshakeError: ((String) -> Void)?
+
+    static let readBufferSize = 64 * 1024
+
+    init(loop: EventLoop, url: RedisURL, role: String) {
+        self.loop = loop
+        self.url = url
+        self.role = role
+    }
+
+    deinit {
+        readBuffer.deallocate()
+        if let reader { redisReaderFree(reader) }
+    }
+
+    func start() {
+        guard !started else { return }
+        started = true
+        connect()
+    }
+
+    /// Closes the connection and stops reconnecting (a node that left the cluster).
+    func stop() {
+        stopped = true
+        retry?.cancel()
+        connectDeadline?.cancel()
+        isConnected = false
+        closeSocket()
+    }
+
+    /// Writes one command (RESP array of bulk strings); false when not connected.
+    @discardableResult
+    func send(_ args: [String]) -> Bool {
+        guard isConnected else { return false }
+        return write(Self.encode(args))
+    }
+
+    static func encode(_ args: [String]) -> [UInt8] {
+        var out = Array("*\(args.count)\r\n".utf8)
+        for a in args {
+            out += Array("$\(a.utf8.count)\r\n".utf8)
+            out += Array(a.utf8)
+            out += [13, 10]
+        }
+        return out
+    }
+
+    // MARK: connection life
+
+    private func connect() {
+        guard tcp == nil, !stopped else { return }
+        guard var address = Self.resolve(url.host, url.port) else { return scheduleReconnect("cannot resolve \(url.host)", dropped: false) }
+        let handle = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
+        uv_tcp_init(loop.uv, handle)
+        // The handle holds the object until its close callback, so late callbacks find it.
+        handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        tcp = handle
+        if let reader { redisReaderFree(reader) }
+        reader = redisReaderCreate()
+        let request = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
+        let r = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_connect(request, handle, $0, subscriberConnected) }
+        }
+        if r != 0 {
+            request.deallocate()
+            return drop("connect: \(String(cString: uv_strerror(r)))")
+        }
+        connectDeadline?.cancel()
+        connectDeadline = loop.after(ms: RedisConnection.connectTimeoutMs) { [weak self] in
+            guard let self, self.tcp == handle, !self.isConnected else { return }
+            self.drop("connect timed out")
+        }
+    }
+
+    fileprivate func connected(_ handle: UnsafeMutablePointer<uv_tcp_t>, status: Int32) {
+        guard tcp == handle else { return }
+        connectDeadline?.cancel()
+        guard status == 0 else { return drop(String(cString: uv_strerror(status))) }
+        uv_tcp_nodelay(handle, 1)
+        uv_tcp_keepalive(handle, 1, 30)
+        let stream = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_stream_t.self)
+        uv_read_start(stream, subscriberAlloc, subscriberRead)
+        if let password = url.password {
+            awaitingAuth = true
+            _ = write(Self.encode(["AUTH"] + (url.username.map { [$0] } ?? []) + [password]))
+        } else {
+            ready()
+        }
+    }
+
+    private func ready() {
+        isConnected = true
+        backoff.reset()
+        onConnect?()
+    }
+
+    fileprivate func buffer() -> uv_buf_t { uv_buf_init(readBuffer, UInt32(Self.readBufferSize)) }
+
+    fileprivate func read(_ handle: UnsafeMutablePointer<uv_tcp_t>, _ count: Int) {
+        guard tcp == handle, let reader else { return }
+        if count < 0 { return drop(count == Int(UV_EOF.rawValue) ? "connection closed" : String(cString: uv_strerror(Int32(count)))) }
+        guard count > 0 else { return }
+        guard redisReaderFeed(reader, readBuffer, count) == REDIS_OK else { return drop("unreadable reply") }
+        while tcp == handle {
+            var raw: UnsafeMutableRawPointer?
+            guard redisReaderGetReply(reader, &raw) == REDIS_OK else { return drop("unreadable reply") }
+            guard let raw else { return }
+            let reply = copyReply(raw.assumingMemoryBound(to: redisReply.self))
+            freeReplyObject(raw)
+            replied(reply)
+        }
+    }
+
+    private func replied(_ reply: RedisReply) {
+        guard awaitingAuth else { onReply?(reply); return }
+        awaitingAuth = false
+        if let message = reply.errorMessage {
+            onHandshakeError?(message)
+            return drop("AUTH refused")
+        }
+        ready()
+    }
+
+    /// Closes the socket and schedules the next attempt.
+    private func drop(_ reason: String) {
+        let dropped = isConnected
+        isConnected = false
+        awaitingAuth = false
+        connectDeadline?.cancel()
+        closeSocket()
+        guard !stopped else { return }
+        scheduleReconnect(reason, dropped: dropped)
+    }
+
+    private func closeSocket() {
+        guard let handle = tcp else { return }
+        tcp = nil
+        uv_close(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self)) { h in
+            guard let h else { return }
+            if let data = h.pointee.data { Unmanaged<RedisSubscriber>.fromOpaque(data).release() }
+            h.deallocate()
+        }
+    }
+
+    private func scheduleReconnect(_ reason: String, dropped: Bool) {
+        let delay = backoff.next()
+        retry?.cancel()
+        retry = loop.after(ms: delay) { [weak self] in self?.connect() }
+        onDisconnect?("\(reason) (reconnecting in \(delay) ms)", dropped)
+    }
+
+    private func write(_ bytes: [UInt8]) -> Bool {
+        guard let handle = tcp, !bytes.isEmpty else { return false }
+        let base = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count)
+        bytes.withUnsafeBytes { UnsafeMutableRawPointer(base).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        let request = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
+        request.pointee.data = UnsafeMutableRawPointer(base)
+        var buf = uv_buf_init(base, UInt32(bytes.count))
+        let stream = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_stream_t.self)
+        // libuv copies the buf array, not the bytes: they are freed in the callback.
+        let r = uv_write(request, stream, &buf, 1) { req, _ in
+            guard let req else { return }
+            req.pointee.data?.assumingMemoryBound(to: CChar.self).deallocate()
+            req.deallocate()
+        }
+        if r != 0 {
+            base.deallocate()
+            request.deallocate()
+            return false  // the read side reports the broken socket
+        }
+        return true
+    }
+
+    /// An IPv4 or IPv6 literal, else the first address the resolver gives (a blocking
+    /// look-up, done only when (re)connecting to a node named by host name).
+    private static func resolve(_ host: String, _ port: Int) -> sockaddr_storage? {
+        var storage = sockaddr_storage()
+        let ok = withUnsafeMutablePointer(to: &storage) { p -> Bool in
+            if p.withMemoryRebound(to: sockaddr_in.self, capacity: 1, { uv_ip4_addr(host, Int32(port), $0) }) == 0 { return true }
+            return p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1, { uv_ip6_addr(host, Int32(port), $0) }) == 0
+        }
+        if ok { return storage }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &result) == 0, let first = result, let addr = first.pointee.ai_addr else { return nil }
+        defer { freeaddrinfo(result) }
+        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: addr, count: Int(first.pointee.ai_addrlen))) }
+        return storage
+    }
+
+    fileprivate static func from(_ handle: UnsafeMutableRawPointer?) -> RedisSubscriber? {
+        guard let data = handle?.assumingMemoryBound(to: uv_handle_t.self).pointee.data else { return nil }
+        return Unmanaged<RedisSubscriber>.fromOpaque(data).takeUnretainedValue()
+    }
+}
+
+// MARK: C callbacks (no captures: they find the Swift object through the handle's data)
+
+private let subscriberConnected: @convention(c) (UnsafeMutablePointer<uv_connect_t>?, Int32) -> Void = { request, status in
+    guard let request else { return }
+    let handle = UnsafeMutableRawPointer(request.pointee.handle)
+    request.deallocate()
+    guard let handle else { return }
+    RedisSubscriber.from(handle)?.connected(handle.assumingMemoryBound(to: uv_tcp_t.self), status: status)
+}
+
+private let subscriberAlloc: @convention(c) (UnsafeMutablePointer<uv_handle_t>?, Int, UnsafeMutablePointer<uv_buf_t>?) -> Void = { handle, _, buf in
+    guard let buf else { return }
+    if let s = RedisSubscriber.from(UnsafeMutableRawPointer(handle)) { buf.pointee = s.buffer() } else { buf.pointee = uv_buf_init(nil, 0) }
+}
+
+private let subscriberRead: @convention(c) (UnsafeMutablePointer<uv_stream_t>?, Int, UnsafePointer<uv_buf_t>?) -> Void = { stream, count, _ in
+    guard let stream else { return }
+    let raw = UnsafeMutableRawPointer(stream)
+    RedisSubscriber.from(raw)?.read(raw.assumingMemoryBound(to: uv_tcp_t.self), count)
+}
