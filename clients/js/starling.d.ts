@@ -33,6 +33,11 @@ export interface SubscribeOptions {
   getToken?: () => string | null | Promise<string | null>;
   /** Resume after this ID (or "earliest" for all retained history); none: live only. */
   lastEventId?: string | null;
+  /** Ask for merged replay: `merge=1` is added to the URL on every (re)connect. Replayed
+   * runs of the broker's token events (`--merge-events`) then arrive as fewer events whose
+   * `data` concatenates to the same text; each one's `id` is the last merged event's, so a
+   * resume loses and repeats nothing. Live events still come one by one. Default false. */
+  merge?: boolean;
   /** Aborting it closes the subscription (as close() does). */
   signal?: AbortSignal;
   /** Base backoff in ms (default: the broker's `retry:`, 2000). Doubles per failure. */
@@ -92,6 +97,9 @@ export class StarlingError extends Error {
   readonly retryAfterMs: number;
   static from(response: Response): Promise<StarlingError>;
 }
+
+/** `url` with `merge=1` in its query (replacing any `merge=`); what `merge: true` fetches. */
+export function withMerge(url: string): string;
 
 export function backoffDelay(attempt: number, baseMs: number, maxMs: number, retryAfterMs?: number): number;
 

@@ -5,6 +5,8 @@
 // `starling.expired`. It resumes with Last-Event-ID after any drop (nothing lost, nothing
 // repeated), decodes UTF-8 split across chunks, backs off with jitter and honours
 // Retry-After, and reports the end of a completed channel right after its final event.
+// With `merge: true` it asks for `?merge=1` on every (re)connect: replayed runs of the
+// broker's token events (`--merge-events`) come merged, the same text in fewer events.
 //
 //   import { subscribe } from "/starling.js";
 //   const sub = subscribe("/v1/channels/chat-42/events", {
@@ -29,6 +31,7 @@ export function subscribe(url, options = {}) {
   let baseRetryMs = options.retryMs ?? null;  // null: the broker's `retry:` (2000 ms by default)
   let lastEventId = options.lastEventId ?? null;
   const multiplexed = /\/v1\/events(\?|$)/.test(url);
+  const requestUrl = options.merge ? withMerge(url) : url;  // the same on every (re)connect
   const controller = new AbortController();
   let closed = false;
   let resolveDone, rejectDone;
@@ -67,7 +70,7 @@ export function subscribe(url, options = {}) {
           if (token) h.Authorization = `Bearer ${token}`;
         }
         if (lastEventId) h["Last-Event-ID"] = lastEventId;
-        const response = await fetch(url, { headers: h, signal: controller.signal, cache: "no-store" });
+        const response = await fetch(requestUrl, { headers: h, signal: controller.signal, cache: "no-store" });
         if (response.status === 204) return finish();  // complete: nothing after the resume point
         if (!response.ok) {
           const error = await StarlingError.from(response);
@@ -235,6 +238,17 @@ export class SSEParser {
     else if (field === "retry" && /^\d+$/.test(v)) return { type: "retry", ms: Number(v) };
     return null;
   }
+}
+
+/** The subscribe URL with `merge=1` in its query (any `merge=` it had is replaced);
+ * relative URLs stay relative. */
+export function withMerge(url) {
+  const hash = url.indexOf("#");
+  const base = hash < 0 ? url : url.slice(0, hash);
+  const q = base.indexOf("?");
+  const path = q < 0 ? base : base.slice(0, q);
+  const params = q < 0 ? [] : base.slice(q + 1).split("&").filter((p) => p !== "" && !/^merge(=|$)/.test(p));
+  return `${path}?${[...params, "merge=1"].join("&")}`;
 }
 
 function sleep(ms, signal) {
