@@ -18,19 +18,19 @@ non-blocking queue append, so calling g.token() from a coroutine is fine; only t
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import httpx
 
-from .client import TokenSource
-from .errors import Refused, Unavailable, refused_from_response
-from .events import Event, PublishResult, Received, as_event
+from .errors import Refused
+from .events import Event, PublishResult, Received
 from .generation import Generation
 from .producers import Producers
-from .retry import RETRY_STATUSES, Backoff
-from .sse import SSEComment, SSEDecoder, SSEMessage
-from .subscription import Subscription
+from .retry import Backoff
+from .sse import SSEDecoder
+from .subscription import Reconnects, Subscription
+from .wire import (PublishAttempts, TokenSource, answer_json, auth_headers, batch_body, batch_events, cancel_content,
+                   json_content, many_body, many_events)
 
 
 class AsyncClient:
@@ -54,9 +54,7 @@ class AsyncClient:
         await self._http.aclose()
 
     def auth_headers(self, token: TokenSource = None) -> Dict[str, str]:
-        source = token if token is not None else self.token
-        value = source() if callable(source) else source
-        return {"Authorization": f"Bearer {value}"} if value else {}
+        return auth_headers(token if token is not None else self.token)
 
     def _lock(self, channel: str) -> asyncio.Lock:
         return self._locks.setdefault(channel, asyncio.Lock())
@@ -68,33 +66,18 @@ class AsyncClient:
         return await self.publish_batch(channel, [Event(data, event, conflate, final, lease)])
 
     async def publish_batch(self, channel: str, events: Sequence[Any]) -> PublishResult:
-        evs = [as_event(e) for e in events]
-        if not evs:
-            raise ValueError("a batch needs at least one event")
+        evs = batch_events(events)
         async with self._lock(channel):
-            producer, first = self._producers.reserve(channel, len(evs))
-            body = [e.body(producer, first + k) for k, e in enumerate(evs)]
-            return await self._post(f"/v1/channels/{channel}/events", body, {channel: producer})
+            body, producers = batch_body(self._producers, channel, evs)
+            return await self._post(f"/v1/channels/{channel}/events", body, producers)
 
     async def publish_many(self, events: Sequence[Tuple[str, Any]]) -> PublishResult:
-        pairs = [(ch, as_event(e)) for ch, e in events]
-        if not pairs:
-            raise ValueError("publish_many needs at least one event")
-        counts: Dict[str, int] = {}
-        for ch, _ in pairs:
-            counts[ch] = counts.get(ch, 0) + 1
+        pairs, counts = many_events(events)
         locks = [self._lock(ch) for ch in sorted(counts)]
         for lock in locks:
             await lock.acquire()
         try:
-            producers: Dict[str, str] = {}
-            next_seq: Dict[str, int] = {}
-            for ch, n in counts.items():
-                producers[ch], next_seq[ch] = self._producers.reserve(ch, n)
-            body: List[dict] = []
-            for ch, e in pairs:
-                body.append(e.body(producers[ch], next_seq[ch], channel=ch))
-                next_seq[ch] += 1
+            body, producers = many_body(self._producers, pairs, counts)
             return await self._post("/v1/events", body, producers)
         finally:
             for lock in locks:
@@ -102,43 +85,24 @@ class AsyncClient:
 
     async def _post(self, path: str, body: List[dict], producers: Dict[str, str]) -> PublishResult:
         """The retry loop of Client._post, awaited (see client.py for the reasons)."""
-        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        maybe_stored = False
-        retry_after: Optional[float] = None
-        last: Optional[BaseException] = None
+        content = json_content(body)
+        tries = PublishAttempts(path, self.backoff, self._producers, producers)
         for attempt in range(1, self.backoff.attempts + 1):
             if attempt > 1:
-                await asyncio.sleep(self.backoff.delay(attempt - 1, retry_after))
-            retry_after = None
+                await asyncio.sleep(tries.delay(attempt))
             headers = {"Content-Type": "application/json", **self.auth_headers()}
             try:
                 r = await self._http.post(self.url + path, content=content, headers=headers)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as e:
-                last = e
-                continue
             except httpx.TransportError as e:
-                last, maybe_stored = e, True
+                tries.failed(e)
                 continue
-            if r.status_code == 200:
-                return PublishResult.from_json(r.json(), attempt)
-            err = refused_from_response(r.status_code, r.content, r.headers.get("retry-after"))
-            if r.status_code in RETRY_STATUSES:
-                last, maybe_stored, retry_after = err, True, err.retry_after
-                continue
-            self._retire(producers)
-            raise err
-        self._retire(producers)
-        raise Unavailable(f"POST {path} failed {self.backoff.attempts} times: {last}", last, maybe_stored)
-
-    def _retire(self, producers: Dict[str, str]) -> None:
-        for ch, p in producers.items():
-            self._producers.retire(ch, p)
+            result = tries.answered(r, attempt)
+            if result is not None:
+                return result
+        raise tries.gave_up()
 
     async def channel(self, channel: str) -> Dict[str, Any]:
-        r = await self._http.get(f"{self.url}/v1/channels/{channel}", headers=self.auth_headers())
-        if r.status_code != 200:
-            raise refused_from_response(r.status_code, r.content, r.headers.get("retry-after"))
-        return r.json()
+        return answer_json(await self._http.get(f"{self.url}/v1/channels/{channel}", headers=self.auth_headers()))
 
     # ---- generation and subscribe ---------------------------------------------------------------
 
@@ -147,18 +111,16 @@ class AsyncClient:
 
     async def cancel(self, channel: str, reason: Optional[str] = None) -> Dict[str, Any]:
         """Stop (see Client.cancel)."""
-        body = json.dumps({"reason": reason} if reason is not None else {}).encode("utf-8")
-        r = await self._http.post(f"{self.url}/v1/channels/{channel}/cancel", content=body,
+        r = await self._http.post(f"{self.url}/v1/channels/{channel}/cancel", content=cancel_content(reason),
                                   headers={"Content-Type": "application/json", **self.auth_headers()})
-        if r.status_code != 200:
-            raise refused_from_response(r.status_code, r.content, r.headers.get("retry-after"))
-        return r.json()
+        return answer_json(r)
 
     def subscribe(self, channels: Union[str, Sequence[str]], *, last_event_id: Optional[str] = None,
                   token: TokenSource = None, on_heartbeat: Optional[Callable[[str], None]] = None,
-                  read_timeout: float = 60.0) -> "AsyncSubscription":
+                  read_timeout: float = 60.0, merge: bool = False) -> "AsyncSubscription":
+        """See Client.subscribe (`merge=True`: replayed token runs come merged)."""
         return AsyncSubscription(self, channels, last_event_id=last_event_id, token=token,
-                                 on_heartbeat=on_heartbeat, read_timeout=read_timeout)
+                                 on_heartbeat=on_heartbeat, read_timeout=read_timeout, merge=merge)
 
 
 class AsyncGeneration:
@@ -227,51 +189,38 @@ class AsyncSubscription(Subscription):
         await self._ahttp.aclose()
 
     async def _aevents(self) -> AsyncIterator[Received]:
-        backoff = self.client.backoff
-        failures = 0
-        retry_after: Optional[float] = None
-        last: Optional[BaseException] = None
-        params = [("channel", c) for c in self.channels] if self.multiplexed else None
+        attempts = Reconnects(self.client.backoff, self.channels)
         try:
             while not self._closed.is_set():
-                if failures:
-                    if failures >= backoff.attempts:
-                        raise Unavailable(f"subscribe to {','.join(self.channels)} failed {failures} times: {last}", last, False)
-                    await asyncio.sleep(backoff.delay(failures, retry_after))
-                retry_after = None
+                delay = attempts.delay()
+                if delay is not None:
+                    await asyncio.sleep(delay)
                 delivered = False
                 try:
                     self.connects += 1
-                    async with self._ahttp.stream("GET", self._url(), params=params, headers=self._headers()) as r:
+                    url, params, headers = self._request()
+                    async with self._ahttp.stream("GET", url, params=params, headers=headers) as r:
                         self._aresponse = r
                         if r.status_code == 204:
                             return
                         if r.status_code != 200:
-                            err = refused_from_response(r.status_code, await r.aread(), r.headers.get("retry-after"))
-                            if r.status_code in RETRY_STATUSES:
-                                failures, last, retry_after = failures + 1, err, err.retry_after
-                                continue
-                            raise err
-                        failures = 0
+                            attempts.refused(r.status_code, await r.aread(), r.headers.get("retry-after"))
+                            continue
+                        attempts.opened()
                         decoder = SSEDecoder()
                         async for chunk in r.aiter_raw():
-                            for item in decoder.feed(chunk):
-                                if isinstance(item, SSEMessage):
-                                    delivered = True
-                                    yield self._event(item)
-                                    if self._closed.is_set():
-                                        return
-                                elif isinstance(item, SSEComment) and self.on_heartbeat is not None and item.text != "starling":
-                                    self.on_heartbeat(item.text)
+                            for e in self._received(decoder, chunk):
+                                delivered = True
+                                yield e
+                                if self._closed.is_set():
+                                    return
                 except httpx.TransportError as e:
                     if self._closed.is_set():
                         return
-                    failures, last = failures + 1, e
+                    attempts.dropped(e)
                     continue
                 finally:
                     self._aresponse = None
-                if not delivered:
-                    failures += 1
-                    last = ConnectionError("the stream ended without an event")
+                attempts.ended(delivered)
         finally:
             await self._ahttp.aclose()

@@ -11,21 +11,20 @@ store an event twice.
 """
 from __future__ import annotations
 
-import json
 import time
 from contextlib import ExitStack
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import httpx
 
-from .errors import Refused, Unavailable, refused_from_response
-from .events import Event, PublishResult, as_event
+from .errors import Refused, Unavailable
+from .events import Event, PublishResult
 from .generation import Generation
 from .producers import Producers
 from .retry import RETRY_STATUSES, Backoff
 from .subscription import Subscription
-
-TokenSource = Union[None, str, Callable[[], str]]
+from .wire import (PublishAttempts, TokenSource, answer_json, auth_headers, batch_body, batch_events, cancel_content,
+                   json_content, many_body, many_events, refused)
 
 
 class Client:
@@ -56,9 +55,7 @@ class Client:
         self._http.close()
 
     def auth_headers(self, token: TokenSource = None) -> Dict[str, str]:
-        source = token if token is not None else self.token
-        value = source() if callable(source) else source
-        return {"Authorization": f"Bearer {value}"} if value else {}
+        return auth_headers(token if token is not None else self.token)
 
     # ---- publish ---------------------------------------------------------------------------
 
@@ -72,68 +69,37 @@ class Client:
     def publish_batch(self, channel: str, events: Sequence[Any]) -> PublishResult:
         """An ordered batch on one channel, stored all or nothing. Items: Event, a dict
         with data/event/conflate/final, or a bare data value."""
-        evs = [as_event(e) for e in events]
-        if not evs:
-            raise ValueError("a batch needs at least one event")
+        evs = batch_events(events)
         with self._producers.lock(channel):
-            producer, first = self._producers.reserve(channel, len(evs))
-            body = [e.body(producer, first + k) for k, e in enumerate(evs)]
-            return self._post(f"/v1/channels/{channel}/events", body, {channel: producer})
+            body, producers = batch_body(self._producers, channel, evs)
+            return self._post(f"/v1/channels/{channel}/events", body, producers)
 
     def publish_many(self, events: Iterable[Tuple[str, Any]]) -> PublishResult:
         """Events for several channels in one request: (channel, event) pairs. Each
         channel's events are stored in order as one batch (atomic per channel)."""
-        pairs = [(ch, as_event(e)) for ch, e in events]
-        if not pairs:
-            raise ValueError("publish_many needs at least one event")
-        counts: Dict[str, int] = {}
-        for ch, _ in pairs:
-            counts[ch] = counts.get(ch, 0) + 1
+        pairs, counts = many_events(events)
         with ExitStack() as stack:
             for ch in sorted(counts):  # one order for every caller: no deadlock
                 stack.enter_context(self._producers.lock(ch))
-            producers: Dict[str, str] = {}
-            next_seq: Dict[str, int] = {}
-            for ch, n in counts.items():
-                producers[ch], next_seq[ch] = self._producers.reserve(ch, n)
-            body: List[dict] = []
-            for ch, e in pairs:
-                body.append(e.body(producers[ch], next_seq[ch], channel=ch))
-                next_seq[ch] += 1
+            body, producers = many_body(self._producers, pairs, counts)
             return self._post("/v1/events", body, producers)
 
     def _post(self, path: str, body: List[dict], producers: Dict[str, str]) -> PublishResult:
-        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        maybe_stored = False
-        retry_after: Optional[float] = None
-        last: Optional[BaseException] = None
+        content = json_content(body)
+        tries = PublishAttempts(path, self.backoff, self._producers, producers)
         for attempt in range(1, self.backoff.attempts + 1):
             if attempt > 1:
-                time.sleep(self.backoff.delay(attempt - 1, retry_after))
-            retry_after = None
+                time.sleep(tries.delay(attempt))
             headers = {"Content-Type": "application/json", **self.auth_headers()}
             try:
                 r = self._http.post(self.url + path, content=content, headers=headers)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as e:
-                last = e  # never reached the broker
-                continue
             except httpx.TransportError as e:
-                last, maybe_stored = e, True
+                tries.failed(e)
                 continue
-            if r.status_code == 200:
-                return PublishResult.from_json(r.json(), attempt)
-            err = refused_from_response(r.status_code, r.content, r.headers.get("retry-after"))
-            if r.status_code in RETRY_STATUSES:
-                last, maybe_stored, retry_after = err, True, err.retry_after
-                continue
-            self._retire(producers)
-            raise err
-        self._retire(producers)
-        raise Unavailable(f"POST {path} failed {self.backoff.attempts} times: {last}", last, maybe_stored)
-
-    def _retire(self, producers: Dict[str, str]) -> None:
-        for ch, p in producers.items():
-            self._producers.retire(ch, p)
+            result = tries.answered(r, attempt)
+            if result is not None:
+                return result
+        raise tries.gave_up()
 
     # ---- streaming generation ------------------------------------------------------------------
 
@@ -147,7 +113,7 @@ class Client:
         """Stop: ends the channel with a final `starling.cancelled` event; a generation
         streaming into it is refused at once (`Cancelled`). Returns `{"id","state"}`.
         Needs the channel in the token's `cancel` or `publish` claims."""
-        body = json.dumps({"reason": reason} if reason is not None else {}).encode("utf-8")
+        body = cancel_content(reason)
         last: Optional[BaseException] = None
         retry_after: Optional[float] = None
         for attempt in range(1, self.backoff.attempts + 1):
@@ -161,7 +127,7 @@ class Client:
                 continue
             if r.status_code == 200:
                 return r.json()
-            err = refused_from_response(r.status_code, r.content, r.headers.get("retry-after"))
+            err = refused(r)
             if r.status_code not in RETRY_STATUSES:
                 raise err
             last, retry_after = err, err.retry_after
@@ -171,19 +137,17 @@ class Client:
 
     def subscribe(self, channels: Union[str, Sequence[str]], *, last_event_id: Optional[str] = None,
                   token: TokenSource = None, on_heartbeat: Optional[Callable[[str], None]] = None,
-                  read_timeout: float = 60.0) -> Subscription:
+                  read_timeout: float = 60.0, merge: bool = False) -> Subscription:
         """Events of one channel (a str) or several (a list: one multiplexed stream).
         `last_event_id`: resume after this ID, "earliest" for all retained history, None
-        for live only."""
+        for live only. `merge=True`: `?merge=1` on every (re)connect, so replayed runs of
+        token events come merged (the same text in fewer events; subscription.py)."""
         return Subscription(self, channels, last_event_id=last_event_id, token=token,
-                            on_heartbeat=on_heartbeat, read_timeout=read_timeout)
+                            on_heartbeat=on_heartbeat, read_timeout=read_timeout, merge=merge)
 
     def channel(self, channel: str) -> Dict[str, Any]:
         """`{"last_id","length","final","subscribers"}` of a channel."""
-        r = self._http.get(f"{self.url}/v1/channels/{channel}", headers=self.auth_headers())
-        if r.status_code != 200:
-            raise refused_from_response(r.status_code, r.content, r.headers.get("retry-after"))
-        return r.json()
+        return answer_json(self._http.get(f"{self.url}/v1/channels/{channel}", headers=self.auth_headers()))
 
 
 __all__ = ["Client", "TokenSource", "Refused"]

@@ -48,3 +48,8 @@ class Producers:
             state = self._state.get(channel)
             if state is not None and state[0] == producer:
                 del self._state[channel]
+
+    def retire_all(self, producers: Dict[str, str]) -> None:
+        """Retires the producer each channel of a failed request used."""
+        for channel, producer in producers.items():
+            self.retire(channel, producer)

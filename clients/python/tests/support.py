@@ -88,17 +88,20 @@ class CuttingProxy:
     Per accepted connection (numbered from 0), a rule may say:
     - `cut_up=N`: close both sides once N bytes went client -> broker;
     - `cut_down=N`: close both sides once N bytes went broker -> client;
+    - `cut_down_at=b"MARK"`: close both sides just before MARK in the answer;
     - `drop_answer=True`: forward the request, then close the client side without
       forwarding a byte of the answer (the broker has stored; the client never hears);
     - `drop_answer_after=b"MARK"`: the same, for the first answer after the client sent
       MARK (earlier answers, e.g. to a handshake, pass).
-    Connections without a rule are forwarded untouched.
+    Connections without a rule are forwarded untouched. `traffic[k]` is what went through
+    connection k, both ways (unless a drop rule holds it to the client's side).
     """
 
     def __init__(self, port: int, rules: Optional[dict] = None) -> None:
         self.target = port
         self.rules = rules or {}
         self.connections = 0
+        self.traffic: List[bytearray] = []
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -119,19 +122,27 @@ class CuttingProxy:
             self.connections += 1
             upstream = socket.create_connection(("127.0.0.1", self.target))
             sent = bytearray()  # what the client sent on this connection
+            self.traffic.append(sent)
             mark = b"" if rule.get("drop_answer") else rule.get("drop_answer_after")
             threading.Thread(target=self._pipe, args=(client, upstream, rule.get("cut_up"), None, sent), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, rule.get("cut_down"), mark, sent), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, rule.get("cut_down"), mark, sent, rule.get("cut_down_at")),
+                             daemon=True).start()
 
     @staticmethod
     def _pipe(src: socket.socket, dst: socket.socket, cut: Optional[int], drop_after: Optional[bytes],
-              sent: bytearray) -> None:
+              sent: bytearray, cut_at: Optional[bytes] = None) -> None:
         moved = 0
+        seen = bytearray()  # what went this way, while looking for cut_at
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if cut_at is not None:
+                    seen.extend(data)
+                    at = seen.find(cut_at)
+                    if at >= 0:
+                        cut = min(cut, at) if cut is not None else at
                 if drop_after is None:
                     sent.extend(data)
                 elif drop_after in sent:

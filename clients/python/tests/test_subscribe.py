@@ -30,7 +30,9 @@ def test_live_subscription_ends_at_the_final_event(broker, channel):
         got = []
         t = threading.Thread(target=lambda: got.extend(collect(sub, timeout=10)), daemon=True)
         t.start()
-        time.sleep(0.3)
+        deadline = time.monotonic() + 5  # live only: publish once the stream is open
+        while c.channel(channel)["subscribers"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
         c.publish(channel, "one", event="token")
         c.publish(channel, "two", event="done", final=True)
         t.join(5)  # the broker's retry is 2 s: ending within 5 s of the final is not a retry later
