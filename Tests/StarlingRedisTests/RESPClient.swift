@@ -136,6 +136,11 @@ func spawnAndWait(_ path: String, _ arguments: [String]) throws -> (status: Int3
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
+    // Nothing of this process's but what is given here (pipes of running brokers, sockets):
+    // a daemon that kept one would hold it open for as long as it runs. (glibc ignores a
+    // close of a descriptor that is already closed, such as the listing's own.)
+    let open = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
+    for fd in open where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     posix_spawn_file_actions_adddup2(&actions, 1, 2)
