@@ -528,7 +528,7 @@ cluster_smoke() {
   command -v redis-server >/dev/null || { echo "no redis-server (make deps installs it)"; return 1; }
   local dir="$WORK/cluster" first="" seeds out p pids
   for _ in $(seq 20); do
-    p=$((23000 + RANDOM % 2700))   # nodes and bus ports below the ephemeral range
+    p=$((20000 + RANDOM % 2700))   # nodes 20000-22705, bus 30000-32705: below the ephemeral range
     python3 -c 'import socket,sys
 for p in [int(sys.argv[1]) + i for i in range(6)] + [int(sys.argv[1]) + 10000 + i for i in range(6)]:
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", p)); s.close()' "$p" 2>/dev/null \
