@@ -84,7 +84,11 @@ starling_clean() {
 BROKER_PORT=""
 start_broker() {
   [ -x "$BIN" ] || { echo "no broker binary at $BIN (build it, or pass its path)"; return 1; }
-  starling_clean "$BIN" serve --listen 127.0.0.1:0 >"$WORK/broker.out" 2>"$WORK/broker.err" &
+  # Not through starling_clean: a backgrounded shell function is a subshell, and killing
+  # it at exit left the broker itself running. $! must be the broker's own pid.
+  local unset=() v
+  for v in $(compgen -e); do case $v in STARLING_*) unset+=(-u "$v") ;; esac; done
+  env "${unset[@]}" "$BIN" serve --listen 127.0.0.1:0 >"$WORK/broker.out" 2>"$WORK/broker.err" &
   PIDS+=($!)
   for _ in $(seq 100); do
     BROKER_PORT=$(sed -nE '1s#^starling listening on http://[^ ]*:([0-9]+) .*#\1#p' "$WORK/broker.out")
