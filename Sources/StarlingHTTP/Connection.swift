@@ -348,7 +348,7 @@ public final class Connection: WheelTimed {
     /// caller decides (the broker disconnects it). `token` marks a mergeable token event.
     public func send(_ bytes: SharedBytes, conflate: String? = nil, token: OutboundQueue.Token? = nil) -> OutboundQueue.PushResult {
         guard state == .streaming, !closeAfterFlush else { return .queued }
-        precondition(answerBuffer.isEmpty, "a stream's head is queued before its first event")
+        sealAnswers()  // a head held behind an earlier answer goes out before the events
         queue.pushUnbounded(.init(bytes, conflate: conflate, token: token))
         loop.markDirty(self)
         guard queue.totalBytes > queue.capacity else { return .queued }
