@@ -79,7 +79,7 @@ public final class StoredEvent: Sendable {
                 final: Bool, storedAtMs: UInt64) {
         self.channel = channel; self.id = id; self.name = name; self.data = data
         self.conflate = conflate; self.final = final; self.storedAtMs = storedAtMs
-        self.sse = SharedBytes(SSEEncoder.event(id: id.description, name: name, data: data.wireText))
+        self.sse = SSEEncoder.encode(id: id, name: name, data: data.wireText)
     }
 
     public convenience init(channel: String, id: EventID, draft: EventDraft, storedAtMs: UInt64) {

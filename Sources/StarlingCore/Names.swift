@@ -4,6 +4,7 @@ public enum Names {
     /// 1–200 bytes of `[A-Za-z0-9._:@-]`.
     public static func isValidChannel(_ name: String) -> Bool { isValidChannel(name.utf8) }
     public static func isValidChannel(_ name: Substring) -> Bool { isValidChannel(name.utf8) }
+    public static func isValidChannel(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool { isValidChannel(bytes[...]) }
 
     static func isValidChannel<U: Collection>(_ u: U) -> Bool where U.Element == UInt8 {
         guard !u.isEmpty, u.count <= 200 else { return false }

@@ -37,6 +37,11 @@ public enum PublishBody {
 
     /// Parses one whole JSON body: an event object or an array of them.
     public static func parseJSON(_ body: [UInt8], limits: PublishLimits, channelKey: Bool) throws -> [EventDraft] {
+        // The AI-token shape, one `{"data":…}` object, without a JSON tree (QuickEvent.swift).
+        if !channelKey, let d = body.withUnsafeBufferPointer({ QuickEvent.parse($0) }) {
+            try check(d, limits: limits, place: "event")
+            return [d]
+        }
         let value: JSONValue
         do { value = try JSONParser.parse(body) } catch let e as JSONError {
             throw BrokerError(.badRequest, "bad_json", "invalid JSON: \(e)")

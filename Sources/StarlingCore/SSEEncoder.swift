@@ -21,6 +21,43 @@ public enum SSEEncoder {
         return out
     }
 
+    /// The stored form of an event, `id: <ms>-<seq>\n[event: …\n]data: …\n\n`, written
+    /// straight into one SharedBytes: every publish passes here once, so no String is made
+    /// for the ID and no intermediate array is copied. Data holding a CR or LF takes the
+    /// general path (several `data:` lines).
+    public static func encode(id: EventID, name: String, data: String) -> SharedBytes {
+        var data = data
+        var name = name
+        return data.withUTF8 { d in
+            let hasBreak = d.count > 0 && (memchr(d.baseAddress!, 0x0A, d.count) != nil || memchr(d.baseAddress!, 0x0D, d.count) != nil)
+            guard !hasBreak else {
+                return SharedBytes(event(id: id.description, name: name, data: String(decoding: d, as: UTF8.self)))
+            }
+            return name.withUTF8 { n in
+                let named = !(n.count == 7 && memcmp(n.baseAddress!, "message", 7) == 0)
+                // "id: " + two 20-digit numbers and "-" + "\n"; "event: " + name + "\n"; "data: " + data + "\n\n".
+                let capacity = 4 + 41 + 1 + (named ? 8 + n.count : 0) + 6 + d.count + 2
+                return SharedBytes(capacity: capacity) { out in
+                    var w = ByteWriter(out)
+                    w.put("id: ")
+                    w.put(decimal: id.ms)
+                    w.put(byte: 0x2D)
+                    w.put(decimal: id.seq)
+                    w.put(byte: 0x0A)
+                    if named {
+                        w.put("event: ")
+                        w.put(n)
+                        w.put(byte: 0x0A)
+                    }
+                    w.put("data: ")
+                    w.put(d)
+                    w.put("\n\n")
+                    return w.count
+                }
+            }
+        }
+    }
+
     /// One `data:` line per line of `data` (an empty value still gets one line).
     public static func appendData(_ data: String, to out: inout [UInt8]) {
         out.append(contentsOf: "data: ".utf8)
@@ -47,3 +84,51 @@ public enum SSEEncoder {
     /// The opening bytes of every stream: a reconnect delay and a comment, sent at once.
     public static func opening(retryMs: Int) -> [UInt8] { Array("retry: \(retryMs)\n: starling\n\n".utf8) }
 }
+
+/// Appends bytes to a buffer sized beforehand (the caller computed an upper bound);
+/// overrunning it is a bug, caught by the precondition.
+public struct ByteWriter {
+    private let out: UnsafeMutableRawBufferPointer
+    public private(set) var count = 0
+
+    public init(_ out: UnsafeMutableRawBufferPointer) { self.out = out }
+
+    @inline(__always) public mutating func put(byte: UInt8) {
+        precondition(count < out.count, "ByteWriter past its buffer")
+        out[count] = byte
+        count += 1
+    }
+
+    public mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard bytes.count > 0 else { return }
+        precondition(count + bytes.count <= out.count, "ByteWriter past its buffer")
+        (out.baseAddress! + count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        count += bytes.count
+    }
+
+    public mutating func put(_ text: StaticString) {
+        put(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    /// `n` in decimal.
+    public mutating func put(decimal n: UInt64) {
+        var digits = 1
+        var v = n
+        while v >= 10 { v /= 10; digits += 1 }
+        precondition(count + digits <= out.count, "ByteWriter past its buffer")
+        v = n
+        var at = count + digits
+        repeat {
+            at -= 1
+            out[at] = UInt8(truncatingIfNeeded: 0x30 &+ v % 10)
+            v /= 10
+        } while v > 0
+        count += digits
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif

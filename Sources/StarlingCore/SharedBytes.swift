@@ -24,6 +24,16 @@ public final class SharedBytes: @unchecked Sendable {
 
     public convenience init(_ bytes: [UInt8]) { self.init(bytes[...]) }
 
+    /// Allocates `capacity` bytes and lets `fill` write them in place, returning how many
+    /// it wrote (at most `capacity`): the event encoder writes straight into the shared
+    /// buffer, with no intermediate array and no second copy.
+    public init(capacity: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Int) {
+        base = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(capacity, 1), alignment: 1)
+        let written = fill(UnsafeMutableRawBufferPointer(start: base, count: capacity))
+        precondition(written >= 0 && written <= capacity, "SharedBytes filled past its capacity")
+        count = written
+    }
+
     public convenience init(_ string: String) { self.init(Array(string.utf8)) }
 
     deinit { base.deallocate() }

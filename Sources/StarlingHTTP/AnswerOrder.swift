@@ -24,6 +24,21 @@ struct AnswerOrder {
         }
     }
 
+    /// Whether the answer to `seq` is the one due now (the common case: answers in order).
+    func isDue(_ seq: UInt64) -> Bool { seq == nextToSend }
+
+    /// The answer due now (`isDue`) was sent by the caller; calls `send` for every held
+    /// answer that is now due, in order.
+    mutating func sentDue(_ seq: UInt64, send: ([UInt8], Bool) -> Void) {
+        precondition(seq == nextToSend, "only the answer due now is sent directly")
+        nextToSend += 1
+        guard !held.isEmpty else { return }
+        while let next = held.removeValue(forKey: nextToSend) {
+            send(next.bytes, next.close)
+            nextToSend += 1
+        }
+    }
+
     /// Whether every one of the first `count` requests has been answered.
     func answeredAll(_ count: UInt64) -> Bool { nextToSend == count && held.isEmpty }
 

@@ -42,7 +42,7 @@ extension Connection {
             // later ones within the keep-alive idle timeout. Never cut an answer short.
             let wait = servedRequests == 0 ? limits.headTimeoutMs : limits.idleTimeoutMs
             let due = max(lastReadMs, lastWriteMs) + wait
-            if now >= due, queue.isIdle, isBetweenRequests {
+            if now >= due, queue.isIdle, answerBuffer.isEmpty, isBetweenRequests {
                 close()
             } else {
                 schedule(atMs: max(due, now + 100))

@@ -10,6 +10,7 @@ extension Connection {
     /// (off when called from inside `send`, which the delegate itself is calling).
     func flush(notify: Bool = true) {
         guard isOpen, !writeInFlight else { return }
+        sealAnswers()
         while queue.hasPending {
             let count = min(queue.pendingCount, 64)
             let outcome: Int32 = withUnsafeTemporaryAllocation(of: uv_buf_t.self, capacity: count) { bufs in

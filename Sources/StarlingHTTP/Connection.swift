@@ -26,6 +26,11 @@ public final class Connection: WheelTimed {
 
     var state = State.http
     var queue = OutboundQueue(capacity: .max)
+    /// Answers due and not yet queued: every answer of a batch of pipelined requests is
+    /// serialized here, back to back, and queued as one buffer (`sealAnswers`) before
+    /// anything else is queued and when the loop turn flushes: one allocation and one
+    /// iovec per batch, not per answer.
+    var answerBuffer: [UInt8] = []
     var isDirty = false
     public var wheelToken: UInt32 = 0
     var writeInFlight = false
@@ -110,6 +115,7 @@ public final class Connection: WheelTimed {
         loop.wheel.cancel(self)
         loop.backlogged[ObjectIdentifier(self)] = nil
         queue.removeAll()
+        answerBuffer = []
         answers.removeAll()
         uv_read_stop(stream)
         uv_close(UnsafeMutableRawPointer(tcp).assumingMemoryBound(to: uv_handle_t.self)) { h in
@@ -224,6 +230,7 @@ public final class Connection: WheelTimed {
         }
         // curl and others wait for this before sending a body (a second, otherwise).
         if request.sequence == answers.nextToSend, request.header("expect")?.lowercased() == "100-continue" {
+            sealAnswers()
             queue.pushUnbounded(.init(Connection.continueBytes))
             loop.markDirty(self)
         }
@@ -242,7 +249,7 @@ public final class Connection: WheelTimed {
             failure = HTTPError(413, "body_too_large", "the request body is over \(limits.maxBodyBytes) bytes")
             return 1
         }
-        r.body.append(contentsOf: b)
+        r.body.append(contentsOf: b.bindMemory(to: UInt8.self))
         return 0
     }
 
@@ -273,7 +280,18 @@ public final class Connection: WheelTimed {
     public func respond(to request: Request, _ response: Response, close forceClose: Bool = false) {
         let lastOfDrain = draining && stopParsing && request.sequence + 1 == handled
         let close = forceClose || !request.keepAlive || lastOfDrain
-        answer(seq: request.sequence, bytes: response.serialized(close: close), close: close)
+        guard isOpen else { return }
+        guard answers.isDue(request.sequence) else {
+            // Answered ahead of an earlier request (an asynchronous store): held, as bytes.
+            return answer(seq: request.sequence, bytes: response.serialized(close: close), close: close)
+        }
+        // Due now: serialized straight into the batch's buffer, then any held answers
+        // this one was holding up.
+        if !closeAfterFlush {
+            response.serialize(into: &answerBuffer, close: close)
+            answerQueued(close: close)
+        }
+        answers.sentDue(request.sequence) { bytes, close in enqueueAnswer(bytes, close: close) }
     }
 
     private func answer(seq: UInt64, bytes: [UInt8], close: Bool) {
@@ -283,7 +301,12 @@ public final class Connection: WheelTimed {
 
     private func enqueueAnswer(_ bytes: [UInt8], close: Bool) {
         guard !closeAfterFlush else { return }
-        queue.pushUnbounded(.init(SharedBytes(bytes)))
+        answerBuffer.append(contentsOf: bytes)
+        answerQueued(close: close)
+    }
+
+    /// An answer went into `answerBuffer`.
+    private func answerQueued(close: Bool) {
         if close {
             closeAfterFlush = true
             stopParsing = true  // nothing after this answer will be read or answered
@@ -293,6 +316,14 @@ public final class Connection: WheelTimed {
     }
 
     // MARK: streaming
+
+    /// Queues the answers serialized so far as one buffer, ahead of whatever is queued next.
+    func sealAnswers() {
+        guard !answerBuffer.isEmpty else { return }
+        queue.pushUnbounded(.init(SharedBytes(answerBuffer[...])))
+        // Kept for the next batch, unless a large answer (a page, the metrics) grew it.
+        if answerBuffer.capacity > 64 * 1024 { answerBuffer = [] } else { answerBuffer.removeAll(keepingCapacity: true) }
+    }
 
     /// Turns this connection into a long-lived stream answering `request`: sends the head
     /// and `opening` bytes, bounds the queue at `capacity`, and sends `heartbeat` after
@@ -304,6 +335,8 @@ public final class Connection: WheelTimed {
         streamDelegate = delegate
         reader.releaseBuffers()
         answer(seq: request.sequence, bytes: head.serialized(close: true, stream: true), close: false)
+        sealAnswers()
+        answerBuffer = []  // a stream answers nothing more: no batch buffer kept (idle memory)
         queue.pushUnbounded(.init(opening))
         queue.capacity = capacity
         self.heartbeat = heartbeat
@@ -315,6 +348,7 @@ public final class Connection: WheelTimed {
     /// caller decides (the broker disconnects it). `token` marks a mergeable token event.
     public func send(_ bytes: SharedBytes, conflate: String? = nil, token: OutboundQueue.Token? = nil) -> OutboundQueue.PushResult {
         guard state == .streaming, !closeAfterFlush else { return .queued }
+        sealAnswers()  // a head held behind an earlier answer goes out before the events
         queue.pushUnbounded(.init(bytes, conflate: conflate, token: token))
         loop.markDirty(self)
         guard queue.totalBytes > queue.capacity else { return .queued }

@@ -1,4 +1,44 @@
 // Request: one parsed HTTP/1.1 request head and (for buffered bodies) its body.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A request head as RequestReader gathered it: the URL's bytes, then each header's
+/// lowercased name and its value. Headers become Strings only when looked up.
+struct RequestHead {
+    var bytes: [UInt8]
+    var urlCount: Int
+    /// Three offsets into `bytes` per header: name start, value start, value end.
+    var spans: [UInt32]
+
+    /// The value of the first header named `name` (lowercase).
+    func value(_ name: String) -> String? {
+        var name = name
+        return name.withUTF8 { n in
+            bytes.withUnsafeBufferPointer { b in
+                var k = 0
+                while k + 2 < spans.count {
+                    let start = Int(spans[k]), mid = Int(spans[k + 1]), end = Int(spans[k + 2])
+                    k += 3
+                    guard mid - start == n.count, n.count == 0 || memcmp(b.baseAddress! + start, n.baseAddress!, n.count) == 0 else { continue }
+                    return String(decoding: UnsafeBufferPointer(rebasing: b[mid..<end]), as: UTF8.self)
+                }
+                return nil
+            }
+        }
+    }
+
+    var all: [(String, String)] {
+        var out: [(String, String)] = []
+        var k = 0
+        while k + 2 < spans.count {
+            let start = Int(spans[k]), mid = Int(spans[k + 1]), end = Int(spans[k + 2])
+            out.append((String(decoding: bytes[start..<mid], as: UTF8.self), String(decoding: bytes[mid..<end], as: UTF8.self)))
+            k += 3
+        }
+        return out
+    }
+}
 
 public final class Request {
     public let method: String
@@ -6,8 +46,9 @@ public final class Request {
     public let target: String
     public let path: Substring
     public let query: [(String, String)]
-    /// Header names lowercased, values as sent, in order.
-    public let headers: [(String, String)]
+    /// Header names lowercased, values as sent, in order (made on each call: use `header`).
+    public var headers: [(String, String)] { head.all }
+    private let head: RequestHead
     public let keepAlive: Bool
     /// Position of this request on its connection; responses go out in this order.
     public let sequence: UInt64
@@ -15,14 +56,19 @@ public final class Request {
     /// When the head was read (MonotonicClock): request durations count from here.
     public let receivedNs = MonotonicClock.nowNs()
 
-    init(method: String, target: String, headers: [(String, String)], keepAlive: Bool, sequence: UInt64) {
+    init(method: String, head: RequestHead, keepAlive: Bool, sequence: UInt64) {
         self.method = method
+        let target = String(decoding: head.bytes[..<head.urlCount], as: UTF8.self)
         self.target = target
-        self.headers = headers
+        self.head = head
         self.keepAlive = keepAlive
         self.sequence = sequence
         // Byte search: a Character search would run grapheme breaking on every request.
-        if let q = target.utf8.firstIndex(of: 0x3F) {
+        var text = target
+        let q = text.withUTF8 { b in
+            b.isEmpty ? nil : memchr(b.baseAddress!, 0x3F, b.count).map { UnsafeRawPointer(b.baseAddress!).distance(to: UnsafeRawPointer($0)) }
+        }
+        if let q = q.map({ target.utf8.index(target.utf8.startIndex, offsetBy: $0) }) {
             path = target[..<q]
             query = Request.parseQuery(target[target.utf8.index(after: q)...])
         } else {
@@ -31,9 +77,11 @@ public final class Request {
         }
     }
 
-    public func header(_ name: String) -> String? {
-        headers.first(where: { $0.0 == name })?.1
-    }
+    /// The first header named `name` (lowercase), read from the head's bytes.
+    public func header(_ name: String) -> String? { head.value(name) }
+
+    /// `Content-Type`, read once: a publish asks for it at its head and again at its body.
+    public private(set) lazy var contentType: String? = header("content-type")
 
     public func queryValue(_ name: String) -> String? {
         query.first(where: { $0.0 == name })?.1

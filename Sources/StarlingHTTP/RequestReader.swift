@@ -23,10 +23,16 @@ struct RequestReader {
     /// The request whose body is arriving (state `.body`).
     private(set) var request: Request?
 
-    private var url: [UInt8] = []
-    private var headers: [(String, String)] = []
-    private var field: [UInt8] = []
-    private var value: [UInt8] = []
+    /// The head as read, without the syntax: the URL, then each header's lowercased name
+    /// and value back to back. The Request takes it whole; no String is made per header.
+    private var head: [UInt8] = []
+    private var urlCount = 0
+    /// Per header, three offsets into `head`: name start, value start, value end.
+    private var spans: [UInt32] = []
+    /// Where the header being read begins, and its value (once a value byte arrived).
+    private var fieldStart = 0
+    private var valueStart = 0
+    private var inHeader = false
     private var lastWasValue = false
     private var headBytes = 0
 
@@ -34,10 +40,12 @@ struct RequestReader {
 
     mutating func beginHead(nowMs: UInt64) {
         precondition(state == .betweenRequests, "a request begins only between requests")
-        url.removeAll(keepingCapacity: true)
-        headers.removeAll()
-        field.removeAll(keepingCapacity: true)
-        value.removeAll(keepingCapacity: true)
+        // The last Request took the buffers: start fresh ones, sized for a usual head.
+        head = []
+        head.reserveCapacity(256)
+        spans = []
+        urlCount = 0
+        inHeader = false
         lastWasValue = false
         headBytes = 0
         begun += 1
@@ -46,10 +54,11 @@ struct RequestReader {
     }
 
     mutating func appendURL(_ b: UnsafeRawBufferPointer) -> HTTPError? {
-        precondition(state == .head)
-        url.append(contentsOf: b)
+        precondition(state == .head && !inHeader, "the URL comes before the headers")
+        head.append(contentsOf: b.bindMemory(to: UInt8.self))
+        urlCount += b.count
         headBytes += b.count
-        if url.count > limits.maxURLBytes {
+        if urlCount > limits.maxURLBytes {
             return HTTPError(414, "url_too_long", "the request URL is over \(limits.maxURLBytes) bytes")
         }
         return nil
@@ -58,14 +67,19 @@ struct RequestReader {
     mutating func appendHeaderField(_ b: UnsafeRawBufferPointer) -> HTTPError? {
         precondition(state == .head)
         if lastWasValue { commitHeader() }
-        field.append(contentsOf: b)
+        if !inHeader {
+            inHeader = true
+            fieldStart = head.count
+        }
+        head.append(contentsOf: b.bindMemory(to: UInt8.self))
         return countHead(b.count)
     }
 
     mutating func appendHeaderValue(_ b: UnsafeRawBufferPointer) -> HTTPError? {
-        precondition(state == .head)
+        precondition(state == .head && inHeader, "a header value follows its name")
+        if !lastWasValue { valueStart = head.count }
         lastWasValue = true
-        value.append(contentsOf: b)
+        head.append(contentsOf: b.bindMemory(to: UInt8.self))
         return countHead(b.count)
     }
 
@@ -78,21 +92,27 @@ struct RequestReader {
     }
 
     private mutating func commitHeader() {
-        // Lowercase the ASCII name in place: no second String per header.
-        for k in field.indices where field[k] >= 0x41 && field[k] <= 0x5A { field[k] |= 0x20 }
-        headers.append((String(decoding: field, as: UTF8.self), String(decoding: value, as: UTF8.self)))
-        field.removeAll(keepingCapacity: true)
-        value.removeAll(keepingCapacity: true)
+        if !lastWasValue { valueStart = head.count }  // a name with no value byte
+        // Lowercase the ASCII name in place: lookups compare bytes.
+        head.withUnsafeMutableBufferPointer { h in
+            for k in fieldStart..<valueStart where h[k] >= 0x41 && h[k] <= 0x5A { h[k] |= 0x20 }
+        }
+        spans.append(UInt32(fieldStart))
+        spans.append(UInt32(valueStart))
+        spans.append(UInt32(head.count))
+        inHeader = false
         lastWasValue = false
     }
 
     /// The head is complete: makes the request (nil if the head broke a limit).
     mutating func completeHead(method: String, keepAlive: Bool) -> Request? {
         precondition(state == .head, "a head completes once, after it began")
-        if lastWasValue || !field.isEmpty { commitHeader() }
-        if url.count > limits.maxURLBytes || headBytes > limits.maxHeadBytes { return nil }
-        let r = Request(method: method, target: String(decoding: url, as: UTF8.self),
-                        headers: headers, keepAlive: keepAlive, sequence: begun - 1)
+        if inHeader { commitHeader() }
+        if urlCount > limits.maxURLBytes || headBytes > limits.maxHeadBytes { return nil }
+        let r = Request(method: method, head: RequestHead(bytes: head, urlCount: urlCount, spans: spans),
+                        keepAlive: keepAlive, sequence: begun - 1)
+        head = []
+        spans = []
         request = r
         headBeganMs = nil
         state = .body
@@ -121,6 +141,6 @@ struct RequestReader {
 
     /// A stream reads no more requests: give back the parse buffers (idle memory).
     mutating func releaseBuffers() {
-        url = []; field = []; value = []; headers = []
+        head = []; spans = []
     }
 }

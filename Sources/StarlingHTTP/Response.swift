@@ -11,35 +11,60 @@ public struct Response {
     }
 
     public static func json(_ status: Int, _ text: String, headers: [(String, String)] = []) -> Response {
-        Response(status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(text.utf8))
+        Response(status: status, headers: headers.isEmpty ? jsonHeaders : jsonHeaders + headers, body: Array(text.utf8))
     }
+
+    /// A JSON answer whose body is already bytes (the publish answer).
+    public static func json(_ status: Int, bytes: [UInt8]) -> Response {
+        Response(status: status, headers: jsonHeaders, body: bytes)
+    }
+
+    /// Shared by every JSON answer: one array, retained, never rebuilt.
+    static let jsonHeaders = [("Content-Type", "application/json")]
 
     /// The head and body; `Content-Length` is added unless `stream` (an SSE body that
     /// runs until the connection closes).
     public func serialized(close: Bool, stream: Bool = false) -> [UInt8] {
-        // Written as bytes: every publish answer passes here.
         var out: [UInt8] = []
         out.reserveCapacity(128 + body.count)
+        serialize(into: &out, close: close, stream: stream)
+        return out
+    }
+
+    /// Appends the head and body to `out` (a connection's buffer of answers due, so a
+    /// batch of pipelined answers is one buffer and one write).
+    public func serialize(into out: inout [UInt8], close: Bool, stream: Bool = false) {
+        // Written as bytes: every publish answer passes here. Its head is a constant up to
+        // the length: one copy of it.
+        if status == 200, !stream, headers.count == 1, headers[0] == Response.jsonHeaders[0] {
+            let head: StaticString = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+            out.append(contentsOf: UnsafeBufferPointer(start: head.utf8Start, count: head.utf8CodeUnitCount))
+            Response.appendDecimal(body.count, to: &out)
+            out.append(0x0D); out.append(0x0A)
+            if close { out.append(contentsOf: "Connection: close\r\n".utf8) }
+            out.append(0x0D); out.append(0x0A)
+            out.append(contentsOf: body)
+            return
+        }
         out.append(contentsOf: "HTTP/1.1 ".utf8)
         Response.appendDecimal(status, to: &out)
         out.append(0x20)
         out.append(contentsOf: Response.reason(status).utf8)
-        out.append(contentsOf: [0x0D, 0x0A])
+        out.append(0x0D); out.append(0x0A)
         for (name, value) in headers {
             out.append(contentsOf: name.utf8)
-            out.append(contentsOf: [0x3A, 0x20])
+            out.append(0x3A); out.append(0x20)
             out.append(contentsOf: value.utf8)
-            out.append(contentsOf: [0x0D, 0x0A])
+            out.append(0x0D); out.append(0x0A)
         }
         if !stream {
             out.append(contentsOf: "Content-Length: ".utf8)
             Response.appendDecimal(body.count, to: &out)
-            out.append(contentsOf: [0x0D, 0x0A])
+            out.append(0x0D); out.append(0x0A)
         }
         if close || stream { out.append(contentsOf: "Connection: close\r\n".utf8) }
-        out.append(contentsOf: [0x0D, 0x0A])
+        out.append(0x0D); out.append(0x0A)
         out.append(contentsOf: body)
-        return out
     }
 
     static func appendDecimal(_ n: Int, to out: inout [UInt8]) {

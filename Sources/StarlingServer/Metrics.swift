@@ -3,29 +3,50 @@
 // scrape time (`+`) and rendered in the Prometheus text format (`render(loops:)`,
 // MetricsText).
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The route a response is counted under (bounded: one label value per route, never a
 /// channel name or a path).
 public enum MetricRoute: String, CaseIterable, Sendable {
     case publish, publishMany = "publish_many", subscribe, channelInfo = "channel_info", cancel
     case health, metrics, client, other
 
-    /// Read from the path's bytes (every publish passes here).
+    /// Read from the path's bytes (every publish passes here), compared in place.
     static func of(method: String, path: Substring) -> MetricRoute {
-        let u = path.utf8
-        if u.starts(with: Route.channelsPrefix) {
-            if u.count > Route.channelsPrefix.count + Route.eventsSuffix.count,
-               u.reversed().starts(with: Route.eventsSuffix.reversed()) {
-                return method == "POST" ? .publish : .subscribe
+        var path = path
+        return path.withUTF8 { u in
+            func has(_ word: StaticString, at k: Int) -> Bool {
+                k >= 0 && k + word.utf8CodeUnitCount <= u.count
+                    && memcmp(u.baseAddress! + k, word.utf8Start, word.utf8CodeUnitCount) == 0
             }
-            if u.reversed().starts(with: "/cancel".utf8.reversed()) { return .cancel }
-            return .channelInfo
+            func isPath(_ word: StaticString) -> Bool { u.count == word.utf8CodeUnitCount && has(word, at: 0) }
+            if has("/v1/channels/", at: 0) {
+                if u.count > 13 + 7, has("/events", at: u.count - 7) { return method == "POST" ? .publish : .subscribe }
+                if has("/cancel", at: u.count - 7) { return .cancel }
+                return .channelInfo
+            }
+            if isPath("/v1/events") { return method == "POST" ? .publishMany : .subscribe }
+            if isPath("/healthz") || isPath("/readyz") { return .health }
+            if isPath("/metrics") { return .metrics }
+            if isPath("/starling.js") || isPath("/demo") || isPath("/") { return .client }
+            return .other
         }
-        switch path {
-        case "/v1/events": return method == "POST" ? .publishMany : .subscribe
-        case "/healthz", "/readyz": return .health
-        case "/metrics": return .metrics
-        case "/starling.js", "/demo", "/": return .client
-        default: return .other
+    }
+
+    /// Position in `allCases`, by a switch rather than a dictionary lookup per request.
+    var ordinal: Int {
+        switch self {
+        case .publish: return 0
+        case .publishMany: return 1
+        case .subscribe: return 2
+        case .channelInfo: return 3
+        case .cancel: return 4
+        case .health: return 5
+        case .metrics: return 6
+        case .client: return 7
+        case .other: return 8
         }
     }
 
@@ -72,7 +93,7 @@ struct Metrics: Sendable {
     var refusalLog = LogBudget(perSecond: 20)
 
     mutating func countResponse(_ route: MetricRoute, status: Int, seconds: Double?) {
-        let r = MetricRoute.index[route]!
+        let r = route.ordinal
         responses[r][min(4, max(0, status / 100 - 1))] += 1
         if let seconds { requestDuration[r].observe(seconds) }
     }

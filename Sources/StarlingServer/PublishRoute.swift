@@ -10,9 +10,9 @@ extension Broker {
     var publishLimits: PublishLimits { PublishLimits(maxEventBytes: config.maxEventBytes) }
 
     func mediaType(_ request: Request) throws -> PublishBody.MediaType {
-        guard let type = PublishBody.MediaType(contentType: request.header("content-type")) else {
+        guard let type = PublishBody.MediaType(contentType: request.contentType) else {
             throw BrokerError(.unsupportedMedia, "unsupported_media_type",
-                "send application/json, application/x-ndjson, text/event-stream or text/plain (got \(request.header("content-type") ?? "none"))")
+                "send application/json, application/x-ndjson, text/event-stream or text/plain (got \(request.contentType ?? "none"))")
         }
         return type
     }
@@ -20,7 +20,7 @@ extension Broker {
     /// Streams NDJSON and SSE publish bodies; everything else is buffered.
     public func bodyStream(for request: Request, on connection: Connection) -> BodyStream? {
         // Only NDJSON and SSE bodies stream; decide on the media type before routing.
-        guard request.method == "POST", let type = PublishBody.MediaType(contentType: request.header("content-type")),
+        guard request.method == "POST", let type = PublishBody.MediaType(contentType: request.contentType),
               type == .ndjson || type == .eventStream, let route = try? Route.match(request.path) else { return nil }
         let channel: String?
         let grant: Grant
@@ -96,8 +96,8 @@ extension Broker {
         } catch {
             return respond(request, connection, HTTPError(500, "internal", "\(error)").response)
         }
-        append(drafts, channel: channel) { [self] tally in
-            respond(request, connection, tally.failure.map { $0.httpError.response } ?? .json(200, tally.answer(perChannel: false)))
+        append(drafts, channel: channel, perChannel: false) { [self] tally in
+            respond(request, connection, tally.failure.map { $0.httpError.response } ?? .json(200, bytes: tally.answerBytes()))
         }
     }
 
@@ -139,10 +139,10 @@ extension Broker {
         }
     }
 
-    /// Stores one channel's batch and counts it.
-    func append(_ drafts: [EventDraft], channel: String, done: @escaping (PublishTally) -> Void) {
+    /// Stores one channel's batch and counts it (`perChannel`: for a per-channel answer).
+    func append(_ drafts: [EventDraft], channel: String, perChannel: Bool = true, done: @escaping (PublishTally) -> Void) {
         store.append(drafts, to: channel) { [self] result in
-            var t = PublishTally()
+            var t = PublishTally(perChannel: perChannel)
             switch result {
             case .failure(let e):
                 t.failure = BrokerError(e.kind, e.code, "channel \(channel): \(e.message)", eventIndex: e.eventIndex)
@@ -164,12 +164,15 @@ struct PublishTally {
     var last: EventID?
     var failure: BrokerError?
     var channels: [(String, count: Int, first: EventID?, last: EventID?)] = []
+    /// Whether `channels` is kept (only `POST /v1/events` answers per channel).
+    var perChannel = true
 
     mutating func add(_ r: AppendResult, channel: String) {
         count += r.stored.count
         duplicates += r.duplicates
         if first == nil { first = r.stored.first?.id }
         if let l = r.stored.last?.id { last = l }
+        guard perChannel else { return }
         if let i = channels.firstIndex(where: { $0.0 == channel }) {
             channels[i].count += r.stored.count
             if channels[i].first == nil { channels[i].first = r.stored.first?.id }
@@ -186,6 +189,25 @@ struct PublishTally {
         if t.last != nil { last = t.last }
         if failure == nil { failure = t.failure }
         for c in t.channels { channels.append(c) }
+    }
+
+    /// `answer(perChannel: false)` as bytes, written without string interpolation: every
+    /// publish to one channel is answered with it.
+    func answerBytes() -> [UInt8] {
+        // Four numbers of at most 20 digits and the fixed text: under 160 bytes.
+        [UInt8](unsafeUninitializedCapacity: 160) { buffer, written in
+            var w = ByteWriter(UnsafeMutableRawBufferPointer(buffer))
+            func put(_ id: EventID?) {
+                guard let id else { return w.put("null") }
+                w.put(byte: 0x22); w.put(decimal: id.ms); w.put(byte: 0x2D); w.put(decimal: id.seq); w.put(byte: 0x22)
+            }
+            w.put("{\"count\":"); w.put(decimal: UInt64(count))
+            w.put(",\"first\":"); put(first)
+            w.put(",\"last\":"); put(last)
+            if duplicates > 0 { w.put(",\"duplicates\":"); w.put(decimal: UInt64(duplicates)) }
+            w.put(byte: 0x7D)
+            written = w.count
+        }
     }
 
     func answer(perChannel: Bool) -> String {

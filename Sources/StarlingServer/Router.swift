@@ -2,6 +2,9 @@
 // `Allow`) in one place.
 import StarlingCore
 import StarlingHTTP
+#if canImport(Glibc)
+import Glibc
+#endif
 
 enum Route {
     case channelEvents(String)
@@ -23,6 +26,10 @@ enum Route {
 
     /// The route for `path`, or an HTTP error (404 unknown, 400 bad channel name).
     static func match(_ path: Substring) throws -> Route {
+        // /v1/channels/{ch}, /v1/channels/{ch}/events or /v1/channels/{ch}/cancel, read as
+        // contiguous bytes (every publish passes here): no String made but the channel's.
+        var bytes = path
+        if let route = try bytes.withUTF8({ try channelRoute($0) }) { return route }
         switch path {
         case "/healthz": return .healthz
         case "/readyz": return .readyz
@@ -30,36 +37,58 @@ enum Route {
         case "/v1/events": return .events
         case "/starling.js": return .clientModule
         case "/", "/demo": return .demo
-        default: break
+        default: throw HTTPError(404, "not_found", "no route for \(path)")
         }
-        // /v1/channels/{ch}, /v1/channels/{ch}/events or /v1/channels/{ch}/cancel, read as
-        // bytes without splitting (every publish passes here).
-        let u = path.utf8
-        guard u.starts(with: Route.channelsPrefix) else { throw HTTPError(404, "not_found", "no route for \(path)") }
-        var bytes = path.utf8.dropFirst(Route.channelsPrefix.count)
+    }
+
+    /// A route under `/v1/channels/`, nil for any other path.
+    private static func channelRoute(_ u: UnsafeBufferPointer<UInt8>) throws -> Route? {
+        func has(_ word: StaticString, at k: Int) -> Bool {
+            k >= 0 && k + word.utf8CodeUnitCount <= u.count && memcmp(u.baseAddress! + k, word.utf8Start, word.utf8CodeUnitCount) == 0
+        }
+        let prefix = 13  // "/v1/channels/"
+        guard has("/v1/channels/", at: 0) else { return nil }
+        var end = u.count
         var events = false, cancel = false
-        if bytes.count > Route.eventsSuffix.count, bytes.reversed().starts(with: Route.eventsSuffix.reversed()) {
-            bytes = bytes.dropLast(Route.eventsSuffix.count)
+        if end - prefix > 7, has("/events", at: end - 7) {
+            end -= 7
             events = true
-        } else if bytes.count > Route.cancelSuffix.count, bytes.reversed().starts(with: Route.cancelSuffix.reversed()) {
-            bytes = bytes.dropLast(Route.cancelSuffix.count)
+        } else if end - prefix > 7, has("/cancel", at: end - 7) {
+            end -= 7
             cancel = true
         }
-        guard !bytes.isEmpty, !bytes.contains(0x2F) else { throw HTTPError(404, "not_found", "no route for \(path)") }
-        let rest = Substring(bytes)
-        let channel = rest.utf8.contains(0x25) ? Request.percentDecode(rest) : String(rest)
-        guard Names.isValidChannel(channel) else {
-            throw HTTPError(400, "bad_channel", "channel names are 1–200 bytes of [A-Za-z0-9._:@-]")
+        let raw = UnsafeBufferPointer(rebasing: u[prefix..<end])
+        guard !raw.isEmpty, !raw.contains(0x2F) else {
+            throw HTTPError(404, "not_found", "no route for \(String(decoding: u, as: UTF8.self))")
+        }
+        let channel: String
+        if raw.contains(0x25) {
+            channel = Request.percentDecode(Substring(String(decoding: raw, as: UTF8.self)))
+            guard Names.isValidChannel(channel) else { throw badChannel }
+        } else {
+            guard Names.isValidChannel(raw) else { throw badChannel }
+            channel = String(decoding: raw, as: UTF8.self)
         }
         return events ? .channelEvents(channel) : cancel ? .channelCancel(channel) : .channelInfo(channel)
     }
 
-    static let channelsPrefix = Array("/v1/channels/".utf8)
-    static let eventsSuffix = Array("/events".utf8)
-    static let cancelSuffix = Array("/cancel".utf8)
+    private static var badChannel: HTTPError {
+        HTTPError(400, "bad_channel", "channel names are 1–200 bytes of [A-Za-z0-9._:@-]")
+    }
+
+    /// Whether `method` is one of `allowedMethods`, without making that array (every
+    /// request asks).
+    func allows(_ method: String) -> Bool {
+        switch self {
+        case .channelEvents, .events: return method == "GET" || method == "POST" || method == "OPTIONS"
+        case .channelInfo: return method == "GET" || method == "OPTIONS"
+        case .channelCancel: return method == "POST" || method == "OPTIONS"
+        case .healthz, .readyz, .metrics, .clientModule, .demo: return method == "GET"
+        }
+    }
 
     func check(method: String) throws {
-        guard allowedMethods.contains(method) else {
+        guard allows(method) else {
             throw HTTPError(405, "method_not_allowed", "\(method) is not allowed here",
                             headers: [("Allow", allowedMethods.joined(separator: ", "))])
         }
