@@ -31,6 +31,12 @@ public final class RedisStore: EventStore {
         var leased = false
         /// The channel's final event has been delivered (or was its newest at the baseline).
         var ended = false
+        /// The newest stretch of the stream, in memory: replays inside it read no Redis.
+        var tail = RedisTail()
+        /// Replay reads sent to Redis for this channel, by resume point and page size, with
+        /// the identical reads that arrived meanwhile: those share the answer (concurrent
+        /// replays of one channel read Redis once).
+        var loading: [String: [(Result<ReadResult, BrokerError>) -> Void]] = [:]
     }
 
     /// Where a channel's sharded subscription stands, and on which node. A channel is never
@@ -71,6 +77,12 @@ public final class RedisStore: EventStore {
     private var everConnected: Set<String> = []
 
     static let fillPageSize = 512
+    /// Replay reads of a watched channel fetch this many entries from Redis at least (the
+    /// rest stays in the tail for the next pages and for other subscribers).
+    static let tailLoadPageSize = 8192
+    /// Bumped whenever the tails are dropped: a reply to a read sent before must not
+    /// anchor a tail again (it may describe history the reset distrusts).
+    private var tailEpoch = 0
     static let maxHeldNotifications = 4096
 
     public convenience init(loop: EventLoop, url: RedisURL, retainEvents: Int, retainSeconds: Int, logger: Logger) {
@@ -105,6 +117,7 @@ public final class RedisStore: EventStore {
         shards.onReply = { [unowned self] node, reply in received(reply, from: node) }
         shards.onMapChanged = { [unowned self] in
             logger.notice("redis cluster slot map changed", metadata: ["event": "redis_slots_changed", "redis": "\(name)"])
+            dropTails()  // a failover may have lost writes whose IDs the new master reuses
             for channel in watches.keys { reconcile(channel) }
         }
         shards.onRefreshFailed = { [unowned self] why in
@@ -147,6 +160,9 @@ public final class RedisStore: EventStore {
     }
 
     private func commandsConnected(_ node: RedisNode) {
+        // A (re)connected Redis may have restarted empty or be a promoted replica that
+        // missed writes: nothing in memory is trusted until Redis is read again.
+        dropTails()
         // Queued before anything else on this connection, so EVALSHA behind it finds the
         // script even on a Redis that restarted empty.
         node.commands.send(["SCRIPT", "LOAD", RedisPublishScript.source]) { [weak self] reply in
@@ -309,25 +325,78 @@ public final class RedisStore: EventStore {
         case .after(let id): start = "(\(id)"
         }
         let page = max(1, limit)
+        var fetch = page
+        // A watched channel: its tail answers what it holds; the same read already on its
+        // way to Redis is joined rather than sent again; a read Redis answers fetches a
+        // larger page, kept in the tail for the next pages and the other subscribers.
+        let w = watches[channel]
+        let joinKey = "\(start) \(page)"
+        if let w {
+            trimTail(w, nowMs: WallClock.nowMs())
+            if let served = w.tail.page(from: from, limit: page) { return completion(.success(served)) }
+            if w.loading[joinKey] != nil { w.loading[joinKey]!.append(completion); return }
+            w.loading[joinKey] = []
+            fetch = max(page, Self.tailLoadPageSize)
+        }
+        let epoch = tailEpoch
         // MULTI/EXEC: the history facts (XINFO) and the page (XRANGE) describe one instant,
         // so a trim between them can neither fake nor hide a gap. One more entry than the
         // page tells whether the page reaches the end.
-        let commands = [Self.command("XINFO", "STREAM", key), Self.command("XRANGE", key, start, "+", "COUNT", String(page + 1))]
+        let commands = [Self.command("XINFO", "STREAM", key), Self.command("XRANGE", key, start, "+", "COUNT", String(fetch + 1))]
         shards.send(channel, commands) { [weak self] reply, _ in
-            guard let parts = reply?.elements, parts.count == 2, let entries = RedisCodec.events(parts[1], channel: channel) else {
+            // Everyone who joined this read gets its answer (even if the watch ended meanwhile).
+            let joined = w?.loading.removeValue(forKey: joinKey) ?? []
+            let result: Result<ReadResult, BrokerError>
+            if let parts = reply?.elements, parts.count == 2, let entries = RedisCodec.events(parts[1], channel: channel) {
+                let info = RedisCodec.streamInfo(parts[0], channel: channel)
+                let events = Array(entries.prefix(page))
+                var gap: Gap?
+                if case .after(let id) = from {
+                    gap = Self.gap(after: id, info: info, resumedFrom: events.first?.id)
+                }
+                if let self, let w, self.watches[channel] === w, epoch == self.tailEpoch {
+                    self.remember(entries, from: from, info: info, gap: gap, in: w)
+                }
+                result = .success(ReadResult(events: events, gap: gap, reachedEnd: entries.count <= page, finalID: Self.finalID(info),
+                                             lastID: Self.lastID(info)))
+            } else {
                 self?.counters.commandErrors += 1
-                return completion(.failure(BrokerError(.unavailable, "store_unavailable",
-                    "Redis did not answer the read: \(reply?.errorMessage ?? "connection lost")")))
+                result = .failure(BrokerError(.unavailable, "store_unavailable",
+                    "Redis did not answer the read: \(reply?.errorMessage ?? "connection lost")"))
             }
-            let info = RedisCodec.streamInfo(parts[0], channel: channel)
-            let events = Array(entries.prefix(page))
-            var gap: Gap?
-            if case .after(let id) = from {
-                gap = Self.gap(after: id, info: info, resumedFrom: events.first?.id)
-            }
-            completion(.success(ReadResult(events: events, gap: gap, reachedEnd: entries.count <= page, finalID: Self.finalID(info),
-                                           lastID: Self.lastID(info))))
+            completion(result)
+            for c in joined { c(result) }
         }
+    }
+
+    // MARK: the in-memory tail (RedisTail.swift says why it is exact)
+
+    /// Keeps `entries`, the page Redis answered for a read from `from`, in the channel's
+    /// tail when they are the stream's exact successors of the resume point (no gap).
+    private func remember(_ entries: [StoredEvent], from: ResumePoint, info: RedisStreamInfo?, gap: Gap?, in w: Watch) {
+        // The stream is gone, or its IDs went back (recreated, or a Redis that lost
+        // writes): what the tail holds is not this stream's history.
+        guard let info, info.lastGeneratedID >= w.tail.last else { return w.tail.reset() }
+        guard gap == nil else { return }
+        switch from {
+        case .earliest: w.tail.take(entries, after: .zero, fromStart: true, anchoring: true)
+        case .after(let id): w.tail.take(entries, after: id, fromStart: false, anchoring: true)
+        case .live: return
+        }
+        trimTail(w, nowMs: WallClock.nowMs())
+    }
+
+    /// The tail keeps what the script keeps: at most `--retain-events`, none older than
+    /// `--retain-seconds` (so an expired key's events are not served from memory).
+    private func trimTail(_ w: Watch, nowMs: UInt64) {
+        let age = UInt64(retainSeconds) * 1000
+        w.tail.trim(maxCount: retainEvents, minMs: nowMs > age ? nowMs - age : 0)
+    }
+
+    /// After a reconnect or a slot map change: Redis may not hold what the tails hold.
+    private func dropTails() {
+        tailEpoch &+= 1
+        for w in watches.values { w.tail.reset() }
     }
 
     static func command(_ args: String...) -> [[UInt8]] { args.map { Array($0.utf8) } }
@@ -404,12 +473,18 @@ public final class RedisStore: EventStore {
     private func requestBaseline(_ channel: String, _ w: Watch) {
         guard w.lastDelivered == nil, !w.baselinePending else { return }
         w.baselinePending = true
+        let epoch = tailEpoch
         shards.send(channel, [Self.command("XREVRANGE", RedisKeys.stream(channel), "+", "-", "COUNT", "1")]) { [weak self] reply, _ in
             guard let self, self.watches[channel] === w else { return }
             w.baselinePending = false
             guard let reply else { return }  // retried on reconnect
             let newest = reply.elements?.first
             w.lastDelivered = newest?.elements?.first?.text.flatMap { EventID($0) } ?? .zero
+            // The newest entry now: the notifications that follow it chain from it. An
+            // empty or missing stream (.zero): whatever comes is the stream from its start.
+            if epoch == self.tailEpoch, let base = w.lastDelivered {
+                w.tail.take([], after: base, fromStart: base == .zero, anchoring: true)
+            }
             if let newest {
                 w.leased = w.leased || RedisCodec.isLeased(newest)
                 w.ended = RedisCodec.event(newest, channel: channel)?.final ?? false
@@ -442,6 +517,10 @@ public final class RedisStore: EventStore {
         }
         let fresh = events.filter { $0.id > last }
         if let newest = fresh.last { w.lastDelivered = newest.id }
+        // News no notification chained to what we had (a lost notification, a reconnect,
+        // a recreated stream): the tail only takes chained news, so it starts again from
+        // the next read of Redis.
+        if !fresh.isEmpty { w.tail.reset() }
         if let entry = reply.elements?.last, RedisCodec.isLeased(entry) { w.leased = true }
         deliver(fresh, to: channel)
         guard watches[channel] === w else { return }
@@ -531,6 +610,12 @@ public final class RedisStore: EventStore {
             if previous != last { hole = true; break }
             fresh.append(e)
             last = e.id
+        }
+        // Each fresh event's previous-ID (set by the script, atomically with its XADD) is the
+        // one before it: proof the tail may append them. A hole distrusts the tail.
+        if hole { w.tail.reset() } else if !fresh.isEmpty {
+            w.tail.take(fresh, after: w.lastDelivered!, fromStart: false, anchoring: false)
+            w.tail.trim(maxCount: retainEvents, minMs: 0)
         }
         w.lastDelivered = last
         deliver(fresh, to: channel)
