@@ -137,6 +137,11 @@ final class LoadAgainstBrokerTests: XCTestCase {
         XCTAssertEqual(report.delivered, 4 * report.published)
         XCTAssertEqual(report.latency.count, UInt64(report.delivered), "the workers' histograms, merged")
         XCTAssertNil(report.latencyBuckets)
+        // Every answered publish timed from request to answer, the workers' histograms merged.
+        XCTAssertEqual(report.publishLatency.count, UInt64(report.published))
+        XCTAssertGreaterThan(report.publishLatency.p50Us, 0)
+        XCTAssertLessThanOrEqual(report.publishLatency.p50Us, report.publishLatency.p99Us)
+        XCTAssertNil(report.publishLatencyBuckets)
         let server = try XCTUnwrap(report.server)
         XCTAssertGreaterThan(server.cpuSeconds, 0)
         XCTAssertGreaterThanOrEqual(server.end.atNs, server.start.atNs)

@@ -10,11 +10,15 @@
 #
 #   ops/bench/run.sh            # full: 3 runs of each scenario, 10 s each (~15 min)
 #   ops/bench/run.sh --quick    # 1 run, 3 s each (a couple of minutes)
-# Options: --runs N  --duration S  --servers "starling nchan starling-redis floor"
+# Options: --runs N  --duration S  --servers "starling nchan starling-redis nchan-redis floor"
+#          (nchan-redis: Nchan with its Redis storage on a private redis-server, which is
+#          measured with it, as starling-redis's)
 #          (also starling-redis-cluster and starling-redis-cluster-wait: the broker on a
 #          local 3-master + 3-replica Redis Cluster, ops/redis/cluster/cluster.sh, the
 #          second with --redis-wait 1; every redis-server's CPU counts as the server's)
 #          --scenarios "broadcast-1k broadcast-10k channels channels-flat idle replay slow-base slow"
+#          (also channels-light: the channels shape at 2,000 publishes/s, where nothing
+#          saturates, for publish round trips, e.g. with and without --redis-wait)
 #          --threads N (starling --threads N; Nchan worker_processes N; default 1)
 #          --procs N (starling-load --procs N: client processes)
 #          --server-cpus LIST --client-cpus LIST (taskset lists; default: the server on the
@@ -167,13 +171,17 @@ start_redis_cluster() {
   done
 }
 
-start_nchan() {
+start_nchan() {  # [redis port: Nchan with its Redis storage]
   PORT=$(free_port)
+  local upstream="" pass=""
+  if [ -n "${1:-}" ]; then
+    upstream="upstream bench_redis { nchan_redis_server redis://127.0.0.1:$1; }" pass=" nchan_redis_pass bench_redis;"
+  fi
   local dir="$WORK/nchan"
   rm -rf "$dir"; mkdir -p "$dir"
   local user=""; [ "$(id -u)" = 0 ] && user="user root;"
   sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$PORT|g" -e "s|@MODULE@|$NCHAN_MODULE|g" -e "s|@USER@|$user|g" \
-    -e "s|@WORKERS@|$THREADS|g" "$HERE/nchan.conf.template" >"$dir/nginx.conf"
+    -e "s|@WORKERS@|$THREADS|g" -e "s|@REDIS_UPSTREAM@|$upstream|g" -e "s|@REDIS_PASS@|$pass|g" "$HERE/nchan.conf.template" >"$dir/nginx.conf"
   "${SERVER_PIN[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' 2>"$dir/stderr" &
   local master=$!; PIDS+=("$master")
   wait_port "$PORT" "$master" || { cat "$dir/stderr" "$dir/error.log" >&2; return 1; }
@@ -207,6 +215,7 @@ start_server() {
     starling-redis-cluster) start_redis_cluster && start_starling --redis-cluster "$CLUSTER_SEEDS" ;;
     starling-redis-cluster-wait) start_redis_cluster && start_starling --redis-cluster "$CLUSTER_SEEDS" --redis-wait 1 ;;
     nchan) start_nchan ;;
+    nchan-redis) start_redis && start_nchan "$REDIS_PORT" ;;
     floor) start_floor ;;
   esac
 }
@@ -215,7 +224,7 @@ start_server() {
 # history, no heartbeats), single-threaded: it runs the channels scenarios only.
 server_runs() {  # server scenario
   case "$1" in
-    floor) case "$2" in channels|channels-flat) return 0 ;; *) return 1 ;; esac ;;
+    floor) case "$2" in channels|channels-flat|channels-light) return 0 ;; *) return 1 ;; esac ;;
     *) return 0 ;;
   esac
 }
@@ -228,6 +237,7 @@ scenario_args() {
     broadcast-10k) echo "broadcast --subscribers 10000 --duration $DURATION --ramp 5000 $src" ;;
     channels)      echo "channels --channels 2000 --subscribers 4000 --publishers 4 --pipeline 16 --rate 20000 --duration $DURATION" ;;
     channels-flat) echo "channels --channels 2000 --subscribers 4000 --publishers 4 --pipeline 32 --duration $DURATION" ;;
+    channels-light) echo "channels --channels 2000 --subscribers 4000 --publishers 4 --pipeline 16 --rate 2000 --duration $DURATION" ;;
     idle)          echo "idle --subscribers 19000 --duration $HOLD --ramp 5000 $src" ;;
     replay)        echo "replay --subscribers 10 --replay-events $REPLAY --duration 30" ;;
     slow-base)     echo "slow --subscribers 100 --slow 0 --rate 300 --payload 1000 --duration $DURATION" ;;
@@ -239,7 +249,7 @@ scenario_args() {
 # Server → URL/body templates (Nchan: POST /pub/{ch} with the raw data, GET /sub/{ch}).
 target_args() {
   case "$1" in
-    nchan)
+    nchan|nchan-redis)
       if [ "$2" = replay ]; then echo "--publish-url /pub/{ch} --subscribe-url /replay/{ch} --body {payload} --replay-from none"
       else echo "--publish-url /pub/{ch} --subscribe-url /sub/{ch} --body {payload}"; fi ;;
     floor) echo "--body {payload}" ;;  # no "data" string in the body: the floor sends the raw body as the data

@@ -4,12 +4,15 @@
 Reads <server>.<scenario>.<run>.json files from a directory; prints, per scenario and
 server, the median over runs of each figure (SPEC §9's columns) with the spread
 (min–max) beside it, then, per scenario, each server's deliveries per server CPU-second
-as a share of the floor's and as a ratio to Nchan's, and the runs that other processes
-disturbed (they took CPU on the run's cores while it measured)."""
+as a share of the floor's, as a ratio to Nchan's (a Redis engine against Nchan with its
+Redis storage when that ran) and, for the Redis engines, as a ratio to the memory engine's
+(SPEC §9: within 1.5×), and the runs that other processes disturbed (they took CPU on the
+run's cores while it measured)."""
 import json, os, statistics, sys
 
-ORDER = ["broadcast-1k", "broadcast-10k", "channels", "channels-flat", "idle", "replay", "slow-base", "slow"]
-SERVERS = ["starling", "starling-redis", "starling-redis-cluster", "starling-redis-cluster-wait", "nchan", "floor"]
+ORDER = ["broadcast-1k", "broadcast-10k", "channels", "channels-flat", "channels-light", "idle", "replay", "slow-base", "slow"]
+SERVERS = ["starling", "starling-redis", "starling-redis-cluster", "starling-redis-cluster-wait", "nchan", "nchan-redis",
+           "floor"]
 DISTURBED = 5.0  # % of a core used by other processes on the run's cores
 
 
@@ -41,6 +44,24 @@ def ratio(a, b):
     return None if a is None or not b else a / b
 
 
+def peer_ratio(mine, peer):
+    """median ratio, with the range a pair of runs can give (worst against best, best against worst)."""
+    if not peer:
+        return "–"
+    m = ratio(statistics.median(mine), statistics.median(peer))
+    lo, hi = ratio(min(mine), max(peer)), ratio(max(mine), min(peer))
+    return f"{m:.2f}" + (f" ({lo:.2f}–{hi:.2f})" if len(mine) > 1 or len(peer) > 1 else "")
+
+
+def publish_latency(rs):
+    """Publish round trips (request to answer), p50 / p99 medians over the runs; '–' for a
+    report without them (a scenario that publishes nothing, or an older load tool)."""
+    pub = [r.get("publishLatency") or {} for r in rs]
+    if not any(p.get("count", 0) > 0 for p in pub):
+        return "–"
+    return f"{num(med([p.get('p50Us') for p in pub]), 2, 1000)} / {num(med([p.get('p99Us') for p in pub]), 2, 1000)}"
+
+
 def load(folder):
     runs = {}
     for name in sorted(os.listdir(folder)):
@@ -61,15 +82,15 @@ def key(k):
 def main(folder):
     runs = load(folder)
     print("| scenario | server | runs | delivered ev/s | ev per server CPU-s | server CPU % | p50 ms | p99 ms "
-          "| ev/read | client CPU % | others % | RSS/conn | RSS end MiB | connected | loss / dup / reord |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| publish p50 / p99 ms | ev/read | client CPU % | others % | RSS/conn | RSS end MiB | connected | loss / dup / reord |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     disturbed = []
     for scenario, server in sorted(runs, key=key):
         rs = runs[(scenario, server)]
         sv = [r.get("server") or {} for r in rs]
         lat = [r.get("latency", {}) for r in rs]
         has_lat = any(l.get("count", 0) > 0 for l in lat)
-        per_conn = scenario in ("idle", "broadcast-10k", "channels", "channels-flat")
+        per_conn = scenario in ("idle", "broadcast-10k", "channels", "channels-flat", "channels-light")
         bad = sum(r["loss"] for r in rs), sum(r["duplicates"] for r in rs), sum(r["reordered"] for r in rs)
         for r, s in zip(rs, sv):
             if (s.get("otherCPUPercent") or 0) > DISTURBED:
@@ -81,6 +102,7 @@ def main(folder):
               f"| {spread([s.get('cpuPercent') for s in sv], 1)} "
               f"| {spread([l.get('p50Us') for l in lat], 2, 1000) if has_lat else '–'} "
               f"| {spread([l.get('p99Us') for l in lat], 2, 1000) if has_lat else '–'} "
+              f"| {publish_latency(rs)} "
               f"| {spread([r.get('eventsPerRead') or None for r in rs], 1)} "
               f"| {spread([r.get('clientCPUPercent') for r in rs], 0)} "
               f"| {spread([s.get('otherCPUPercent') for s in sv], 1)} "
@@ -95,26 +117,26 @@ def main(folder):
     for scenario in sorted({s for s, _ in runs}, key=lambda s: ORDER.index(s) if s in ORDER else 99):
         eff = {srv: present([(r.get("server") or {}).get("eventsPerCPUSecond") for r in rs])
                for (sc, srv), rs in runs.items() if sc == scenario}
-        floor, nchan = eff.get("floor"), eff.get("nchan")
-        if not floor and not nchan:
+        floor, nchan, nchan_redis, memory = eff.get("floor"), eff.get("nchan"), eff.get("nchan-redis"), eff.get("starling")
+        if not floor and not nchan and not nchan_redis and not memory:
             continue
         for server in sorted(eff, key=lambda s: SERVERS.index(s) if s in SERVERS else 99):
             if server == "floor" or not eff[server]:
                 continue
             mine = eff[server]
-            cells = []
-            for peer in (floor, nchan):
-                if not peer or (peer is nchan and server == "nchan"):
-                    cells.append("–")
-                    continue
-                m = ratio(statistics.median(mine), statistics.median(peer))
-                lo, hi = ratio(min(mine), max(peer)), ratio(max(mine), min(peer))
-                cells.append(f"{m:.2f}" + (f" ({lo:.2f}–{hi:.2f})" if len(mine) > 1 or len(peer) > 1 else ""))
-            peers.append(f"| {scenario} | {server} | {spread(mine)} | {cells[0]} | {cells[1]} |")
+            redis_engine = server.startswith("starling-redis")
+            nchan_peer = nchan_redis if redis_engine and nchan_redis else nchan
+            if server.startswith("nchan"):
+                nchan_peer = None
+            cells = [peer_ratio(mine, floor), peer_ratio(mine, nchan_peer),
+                     peer_ratio(mine, memory) if redis_engine else "–"]
+            if redis_engine and nchan_peer:
+                cells[1] += " (Nchan+Redis)" if nchan_peer is nchan_redis else ""
+            peers.append(f"| {scenario} | {server} | {spread(mine)} | {cells[0]} | {cells[1]} | {cells[2]} |")
     if peers:
         print()
-        print("| scenario | server | ev per server CPU-s | share of floor | ratio to Nchan |")
-        print("|---|---|---|---|---|")
+        print("| scenario | server | ev per server CPU-s | share of floor | ratio to Nchan | ratio to memory engine |")
+        print("|---|---|---|---|---|---|")
         print("\n".join(peers))
     if disturbed:
         print()

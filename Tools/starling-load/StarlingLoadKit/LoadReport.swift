@@ -109,6 +109,8 @@ public struct LoadReport: Codable, Sendable {
     public var subscriberReads = 0
     public var eventsPerRead = 0.0
     public var latency = LatencySummary()
+    /// Publish round trips of the answered-2xx publishes: request queued to answer read.
+    public var publishLatency = LatencySummary()
     public var loss = 0
     public var duplicates = 0
     public var reordered = 0
@@ -125,6 +127,7 @@ public struct LoadReport: Codable, Sendable {
     public var warnings: [String] = []
     /// A worker's latency histogram as [value ns, count] pairs, for its parent to merge.
     public var latencyBuckets: [[UInt64]]?
+    public var publishLatencyBuckets: [[UInt64]]?
 
     init(scenario: String, target: String, subscribers: Int, slowSubscribers: Int, channels: Int,
          publishers: Int, payloadBytes: Int, requestedRate: Double?) {
@@ -205,6 +208,10 @@ public struct LoadReport: Codable, Sendable {
         if latency.count > 0 {
             s += "  latency (ms)  p50 \(ms(latency.p50Us))  p90 \(ms(latency.p90Us))  p99 \(ms(latency.p99Us))"
             s += "  p99.9 \(ms(latency.p999Us))  max \(ms(latency.maxUs))\n"
+        }
+        if publishLatency.count > 0 {
+            s += "  publish (ms)  p50 \(ms(publishLatency.p50Us))  p90 \(ms(publishLatency.p90Us))  p99 \(ms(publishLatency.p99Us))"
+            s += "  p99.9 \(ms(publishLatency.p999Us))  max \(ms(publishLatency.maxUs))  (request to answer)\n"
         }
         s += "  correctness   loss \(loss)  duplicates \(duplicates)  reordered \(reordered)"
         if foreignEvents > 0 { s += "  other events \(foreignEvents)" }

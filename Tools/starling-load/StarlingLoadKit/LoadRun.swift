@@ -45,6 +45,8 @@ public final class LoadRun {
     private var channelCursor = 0
 
     private var histogram = latencyHistogram()
+    /// Publish round trips (request queued → its answer read), pipelining included.
+    private var publishHistogram = latencyHistogram()
     private var recordLatency = false
     private var firstDeliveryNs: UInt64 = 0
     private var lastDeliveryNs: UInt64 = 0
@@ -311,8 +313,11 @@ public final class LoadRun {
         note("publisher \(p.index) closed: \(error ?? "by the server")")
     }
 
-    func publishAnswered(channel: Int, seq: UInt64, ok: Bool, status: Int) {
-        if ok { report.published += 1 } else {
+    func publishAnswered(channel: Int, seq: UInt64, ok: Bool, status: Int, latencyNs: UInt64?) {
+        if ok {
+            report.published += 1
+            if recordLatency, let latencyNs { _ = publishHistogram.record(max(1, latencyNs)) }
+        } else {
             report.publishErrors += 1
             failed[channel].insert(seq)
             if report.publishErrors <= 3 { note("publish \(seq) on \(channelName(channel)): HTTP \(status)") }
@@ -361,8 +366,10 @@ public final class LoadRun {
             report.deliveredPerSecond = Double(report.delivered) / report.deliverySeconds
         }
         if histogram.totalCount > 0 { report.latency = LatencySummary(histogram) }
+        if publishHistogram.totalCount > 0 { report.publishLatency = LatencySummary(publishHistogram) }
         if config.part != nil {
             report.latencyBuckets = histogram.recordedValues().map { [$0.value, $0.count] }
+            report.publishLatencyBuckets = publishHistogram.recordedValues().map { [$0.value, $0.count] }
         }
         if let start = sampleStart {
             let wall = Double(endNs - start.atNs) / 1e9

@@ -8,8 +8,9 @@ final class PublisherClient: HTTPClientDelegate {
     let index: Int
     private var connection: HTTPClientConnection?
     private(set) var connected = false
-    /// (channel, seq) of each request whose answer has not come back yet, oldest first.
-    private var inFlight: [(channel: Int, seq: UInt64)] = []
+    /// (channel, seq, when it was queued) of each request whose answer has not come back
+    /// yet, oldest first.
+    private var inFlight: [(channel: Int, seq: UInt64, sentNs: UInt64)] = []
     private var inFlightHead = 0
     private var outbound: [UInt8] = []
     private var lastStatus = 0
@@ -45,7 +46,8 @@ final class PublisherClient: HTTPClientDelegate {
     /// Queues one publish of `seq` on `channel`; it is written at the next `flush`.
     func publish(channel: Int, seq: UInt64) {
         let config = run.config
-        let payload = Payload.make(seq: seq, sentNs: System.monotonicNs(), size: config.payloadSize)
+        let sentNs = System.monotonicNs()
+        let payload = Payload.make(seq: seq, sentNs: sentNs, size: config.payloadSize)
         let body = bodyParts.0 + payload + bodyParts.1
         var head = "POST \(config.templates.publishPath(run.channelName(channel))) HTTP/1.1\r\n"
         head += "Host: \(config.host):\(config.port)\r\nContent-Type: \(config.templates.contentType)\r\n"
@@ -53,7 +55,7 @@ final class PublisherClient: HTTPClientDelegate {
         head += "Content-Length: \(body.utf8.count)\r\n\r\n"
         outbound.append(contentsOf: head.utf8)
         outbound.append(contentsOf: body.utf8)
-        inFlight.append((channel, seq))
+        inFlight.append((channel, seq, sentNs))
     }
 
     /// Writes every queued request at once: one syscall per loop turn, not per event.
@@ -80,7 +82,8 @@ final class PublisherClient: HTTPClientDelegate {
             inFlight.removeFirst(inFlightHead)
             inFlightHead = 0
         }
-        run.publishAnswered(channel: done.channel, seq: done.seq, ok: (200..<300).contains(lastStatus), status: lastStatus)
+        run.publishAnswered(channel: done.channel, seq: done.seq, ok: (200..<300).contains(lastStatus), status: lastStatus,
+                            latencyNs: System.monotonicNs() - done.sentNs)
     }
 
     func connection(_ c: HTTPClientConnection, didCloseWith error: String?) {
@@ -90,7 +93,7 @@ final class PublisherClient: HTTPClientDelegate {
         while inFlightHead < inFlight.count {
             let lost = inFlight[inFlightHead]
             inFlightHead += 1
-            run.publishAnswered(channel: lost.channel, seq: lost.seq, ok: false, status: 0)
+            run.publishAnswered(channel: lost.channel, seq: lost.seq, ok: false, status: 0, latencyNs: nil)
         }
         run.publisherClosed(self, error: error)
     }

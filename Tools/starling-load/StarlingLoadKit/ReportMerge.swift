@@ -11,8 +11,8 @@ extension LoadReport {
         var r = LoadReport(scenario: config.scenario.rawValue, target: "\(config.host):\(config.port)",
                            subscribers: config.subscribers, slowSubscribers: 0, channels: config.channels,
                            publishers: 0, payloadBytes: config.payloadSize, requestedRate: config.rate)
-        var histogram = latencyHistogram()
-        var maxUs = 0.0
+        var histogram = latencyHistogram(), publishHistogram = latencyHistogram()
+        var maxUs = 0.0, publishMaxUs = 0.0
         for (k, p) in parts {
             r.slowSubscribers += p.slowSubscribers
             r.publishers += p.publishers
@@ -39,11 +39,17 @@ extension LoadReport {
             for e in p.errors where r.errors.count < 20 { r.errors.append("worker \(k): \(e)") }
             for pair in p.latencyBuckets ?? [] where pair.count == 2 { _ = histogram.record(pair[0], count: pair[1]) }
             maxUs = max(maxUs, p.latency.maxUs)
+            for pair in p.publishLatencyBuckets ?? [] where pair.count == 2 { _ = publishHistogram.record(pair[0], count: pair[1]) }
+            publishMaxUs = max(publishMaxUs, p.publishLatency.maxUs)
         }
         if r.subscriberReads > 0 { r.eventsPerRead = Double(r.delivered) / Double(r.subscriberReads) }
         if histogram.totalCount > 0 {
             r.latency = LatencySummary(histogram)
             r.latency.maxUs = maxUs
+        }
+        if publishHistogram.totalCount > 0 {
+            r.publishLatency = LatencySummary(publishHistogram)
+            r.publishLatency.maxUs = publishMaxUs
         }
         let servers = parts.compactMap(\.report.server)
         if let pid = config.serverPID, !servers.isEmpty, servers.count == parts.count {
