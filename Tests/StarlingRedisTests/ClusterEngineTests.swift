@@ -1,13 +1,22 @@
 // The Redis Cluster engine on a real cluster: channels on every master, two broker nodes,
 // a slot moved during a stream (ASK and MOVED both followed), and a master killed during a
 // stream of numbered publishes with --redis-wait 1. Nothing acknowledged is lost or
-// delivered twice. Needs STARLING_TEST_REDIS_CLUSTER (fails without it; never skips).
+// delivered twice. All on the suite's cluster (ClusterSupport.swift: TestCluster), which
+// every test first brings back to 3 masters with an in-sync replica each. Needs
+// STARLING_TEST_REDIS_CLUSTER (fails without it; never skips).
 import Foundation
 import StarlingClient
 import StarlingCore
 import XCTest
 
 final class ClusterEngineTests: XCTestCase {
+    var cluster: TestCluster!
+
+    override func setUpWithError() throws {
+        cluster = try TestCluster()
+        try cluster.ensureHealthy()
+    }
+
     func twoNodes(_ seeds: String, _ extra: [String] = []) throws -> (BrokerProcess, BrokerProcess) {
         (try BrokerProcess(["--redis-cluster", seeds, "--threads", "2"] + extra),
          try BrokerProcess(["--redis-cluster", seeds, "--threads", "2"] + extra))
@@ -23,13 +32,10 @@ final class ClusterEngineTests: XCTestCase {
     /// Live, replay, multiplexed, producer and final/204/409 on one channel of each master,
     /// published on node A and read on node B.
     func testEveryShardServesLiveReplayMultiplexProducerAndFinalAcrossNodes() throws {
-        let seeds = try ClusterLab.seeds()
-        let port = try ClusterLab.seedPort(seeds)
-        let placed = try ClusterLab.channelOnEachMaster(port, "shard")
-        XCTAssertEqual(Set(placed.map { $0.master.port }).count, 3, "one channel on each of the three masters")
-        for (ch, m) in placed { XCTAssertTrue(m.owns(try ClusterLab.slot(port, ch)), "\(ch) is on master \(m.port)") }
-        let channels = placed.map { $0.channel }
-        let (a, b) = try twoNodes(seeds)
+        let channels = try cluster.channels(spreadOverAllMasters: 3, prefix: "shard")
+        let owners = try cluster.keyslots(channels).map { try cluster.masterPort(owning: $0) }
+        XCTAssertEqual(Set(owners).count, 3, "one channel on each of the three masters (CLUSTER KEYSLOT)")
+        let (a, b) = try twoNodes(cluster.seedList)
         defer { a.terminate(); b.terminate() }
 
         let live = try channels.map { try b.client.subscribe($0) }
@@ -72,16 +78,15 @@ final class ClusterEngineTests: XCTestCase {
         }
         // The broker's CRC16 slots are the cluster's: on a stable cluster nothing was redirected.
         for node in [a, b] {
-            XCTAssertEqual(try ClusterLab.redirects(node, "moved"), 0)
-            XCTAssertEqual(try ClusterLab.redirects(node, "ask"), 0)
+            XCTAssertEqual(try redirects(node, "moved"), 0)
+            XCTAssertEqual(try redirects(node, "ask"), 0)
         }
     }
 
     /// Notifications far larger than one read of the subscriber connection (64 KiB) are
     /// reassembled by the RESP reader: 200 KB events arrive whole on the other node.
     func testLargeEventsCrossTheShardedSubscriberConnectionWhole() throws {
-        let seeds = try ClusterLab.seeds()
-        let (a, b) = try twoNodes(seeds)
+        let (a, b) = try twoNodes(cluster.seedList)
         defer { a.terminate(); b.terminate() }
         let ch = uniqueChannel("large")
         let s = try b.client.subscribe(ch)
@@ -94,13 +99,11 @@ final class ClusterEngineTests: XCTestCase {
     /// node A's subscribers read: B follows ASK (keys moved, slot not yet handed over) and
     /// MOVED (its map is stale after the hand-over); A re-subscribes on the new master.
     func testReshardingDuringAStreamLosesNothingAndFollowsAskAndMoved() throws {
-        let seeds = try ClusterLab.seeds()
-        let port = try ClusterLab.seedPort(seeds)
-        let masters = try ClusterLab.masters(port)
-        let (ch, source) = try ClusterLab.channelOnEachMaster(port, "reshard")[0]
-        let target = masters.first { $0.port != source.port }!
-        let slot = try ClusterLab.slot(port, ch)
-        let (a, b) = try twoNodes(seeds)
+        let ch = try cluster.channels(spreadOverAllMasters: 3, prefix: "reshard")[0]
+        let slot = try cluster.keyslot(ch)
+        let source = try cluster.master(owning: slot)
+        let target = try cluster.masters().first { $0.id != source.id }!
+        let (a, b) = try twoNodes(cluster.seedList)
         defer { a.terminate(); b.terminate() }
         let onA = try a.client.subscribe(ch)
         let replayFrom = try lastID(try b.client.publish(ch, json: #"{"data":"e-0"}"#))
@@ -126,7 +129,11 @@ final class ClusterEngineTests: XCTestCase {
             }
         }
         usleep(300_000)
-        try ClusterLab.migrate(slot: slot, from: source, to: target, allMasters: masters) { usleep(400_000) }
+        let move = try SlotMigration(cluster: cluster, slot: slot, to: target)
+        try move.begin()
+        try move.moveKeys()
+        usleep(400_000)  // the ASK window: every key on the target, the slot still the source's
+        try move.finish()
         usleep(600_000)
         log.lock.withLock { log.stop = true }
         done.wait()
@@ -138,8 +145,8 @@ final class ClusterEngineTests: XCTestCase {
         XCTAssertNil(try onA.next(timeout: 0.5), "nothing twice")
         let replay = try a.client.subscribe(ch, lastEventID: replayFrom)
         XCTAssertEqual(try readInOrder(replay, count: acked.count), acked.map { "e-\($0)" }, "replay from the new master")
-        XCTAssertTrue(try ClusterLab.masters(port).first { $0.port == target.port }!.owns(slot), "the slot moved")
-        let ask = try ClusterLab.redirects(b, "ask"), moved = try ClusterLab.redirects(b, "moved")
+        XCTAssertEqual(try cluster.master(owning: slot).id, target.id, "the slot moved")
+        let ask = try redirects(b, "ask"), moved = try redirects(b, "moved")
         print("resharding: \(acked.count) acknowledged, \(acked.count) delivered in order, 0 lost, 0 duplicated; B followed \(ask) ASK and \(moved) MOVED")
         XCTAssertGreaterThan(ask, 0, "ASK followed while the keys had moved and the slot had not")
         XCTAssertGreaterThan(moved, 0, "MOVED followed after the hand-over")
@@ -151,26 +158,17 @@ final class ClusterEngineTests: XCTestCase {
     /// and every event answered 200 reaches the subscribers on both nodes exactly once, in
     /// order (an event answered 503 may or may not be there: it was never promised).
     func testFailoverWithRedisWaitNeverAcknowledgesALostEvent() throws {
-        let cluster = try ClusterLab.PrivateCluster()
-        let port = cluster.ports[0]
-        let placed = try ClusterLab.channelOnEachMaster(port, "failover")
-        let victim = placed.first { $0.master.port != port }!
-        let other = placed.first { $0.master.port != victim.master.port }!
-        let (a, b) = try twoNodes(cluster.seeds, ["--redis-wait", "1", "--redis-wait-timeout", "1s"])
+        let placed = try cluster.channels(spreadOverAllMasters: 3, prefix: "failover")
+        let victim = placed[0], other = placed[1]
+        let slot = try cluster.keyslot(victim)
+        let (a, b) = try twoNodes(cluster.seedList, ["--redis-wait", "1", "--redis-wait-timeout", "1s"])
         defer { a.terminate(); b.terminate() }
-        let onA = try a.client.subscribe(victim.channel)
-        let onB = try b.client.subscribe(victim.channel)
-        let slot = try ClusterLab.slot(port, victim.channel)
-        // Replicas in sync before the stream starts, so WAIT 1 is answered at once.
-        try ClusterLab.waitFor("every master to have its replica online", 20) {
-            (try? ClusterLab.masters(port))?.allSatisfy { m in
-                (try? ClusterLab.cli(m.port, "INFO", "replication"))?.contains("state=online") == true
-            } == true
-        }
-        // A replica just online acknowledges within about a second: until every shard
-        // confirms a write, a refusal would not be the failover's.
-        for ch in placed.map({ $0.channel }) {
-            try ClusterLab.waitFor("a publish to \(ch) confirmed by a replica", 10) {
+        let onA = try a.client.subscribe(victim)
+        let onB = try b.client.subscribe(victim)
+        // Replicas are in sync (setUp), but one just online acknowledges within about a
+        // second: until every shard confirms a write, a refusal would not be the failover's.
+        for ch in placed {
+            try waitFor("a publish to \(ch) confirmed by a replica", 10) {
                 (try? a.client.publish(ch, json: #"{"data":"warm"}"#).status) == 200
             }
         }
@@ -181,13 +179,14 @@ final class ClusterEngineTests: XCTestCase {
         var acked: [Int] = []
         var refused = 0
         var otherRefused = 0
+        var killed: KilledNode?
         var killedAt: Date?
         var recoveredAfter: Double?
         let start = Date()
         var n = 0
         while Date().timeIntervalSince(start) < 25 {
             n += 1
-            let r = try a.client.publish(victim.channel, json: "{\"data\":\"e-\(n)\"}")
+            let r = try a.client.publish(victim, json: "{\"data\":\"e-\(n)\"}")
             if r.status == 200 {
                 acked.append(n)
                 if let k = killedAt, recoveredAfter == nil, refused > 0 { recoveredAfter = Date().timeIntervalSince(k) }
@@ -198,18 +197,17 @@ final class ClusterEngineTests: XCTestCase {
                 reasons.insert((try? JSONParser.parse(r.body))?["error"]?["code"]?.stringValue ?? r.text)
                 refused += 1
             }
-            if let k = killedAt, promotedAfter == nil, Date().timeIntervalSince(lastLook) > 0.1 {
+            if let k = killedAt, let dead = killed, promotedAfter == nil, Date().timeIntervalSince(lastLook) > 0.1 {
                 lastLook = Date()
-                if let owner = (try? ClusterLab.masters(cluster.alivePort(except: victim.master.port)))?.first(where: { $0.owns(slot) }),
-                   owner.port != victim.master.port {
+                if let owner = try? cluster.master(owning: slot), owner.port != dead.port {
                     // The replica took over: the killed node comes back and rejoins as its replica.
                     promotedAfter = Date().timeIntervalSince(k)
-                    try cluster.launch(victim.master.port)
+                    try cluster.relaunch(dead)
                 }
             }
-            if n % 5 == 0, try a.client.publish(other.channel, json: "{\"data\":\"o-\(n)\"}").status != 200 { otherRefused += 1 }
+            if n % 5 == 0, try a.client.publish(other, json: "{\"data\":\"o-\(n)\"}").status != 200 { otherRefused += 1 }
             if killedAt == nil, n == 50 {
-                cluster.kill(port: victim.master.port)
+                killed = try cluster.killMaster(owning: slot)
                 killedAt = Date()
             }
             if let r = recoveredAfter, Date().timeIntervalSince(killedAt!) > r + 1 { break }
@@ -218,6 +216,7 @@ final class ClusterEngineTests: XCTestCase {
         XCTAssertGreaterThan(refused, 0, "publishes to the failed shard answered 503 meanwhile")
         XCTAssertNotNil(recoveredAfter, "the replica was promoted and publishes succeed again")
         XCTAssertEqual(otherRefused, 0, "the other shards kept working")
+        try cluster.waitHealthy()
         print("failover: 503 codes \(reasons.sorted()); replica promoted \(String(format: "%.1f", promotedAfter ?? -1)) s after the SIGKILL")
         for (name, s) in [("A", onA), ("B", onB)] {
             var seen: [Int] = []

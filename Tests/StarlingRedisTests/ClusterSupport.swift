@@ -342,8 +342,14 @@ struct TestCluster: Sendable {
     /// Starts the killed node again from its config file and waits for a healthy cluster
     /// (it rejoins as the replica of the master that replaced it).
     func restartKilledNode(_ killed: KilledNode, timeout: Double = 20) throws {
-        try startNode(config: killed.configFile, port: killed.port)
+        try relaunch(killed)
         try waitHealthy(timeout: timeout)
+    }
+
+    /// Starts the killed node again and returns once it answers, without waiting for the
+    /// cluster to settle (a test that publishes meanwhile).
+    func relaunch(_ killed: KilledNode) throws {
+        try startNode(config: killed.configFile, port: killed.port)
     }
 
     private func startNode(config: String, port: Int) throws {
@@ -438,6 +444,26 @@ struct SlotMigration: Sendable {
     private func expectOK(_ reply: String, _ what: String) throws {
         guard reply == "OK" else { throw ClientError("CLUSTER SETSLOT \(slot): \(what): \(reply)") }
     }
+}
+
+/// Polls `condition` every 50 ms until it holds; throws after `seconds`.
+func waitFor(_ what: String, _ seconds: Double, _ condition: () -> Bool) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return }
+        usleep(50_000)
+    }
+    throw ClientError("timed out waiting for \(what)")
+}
+
+/// The counter `starling_redis_redirects_total{kind="…"}` of a broker.
+func redirects(_ broker: BrokerProcess, _ kind: String) throws -> Int {
+    let text = try broker.client.request("GET", "/metrics").text
+    let prefix = "starling_redis_redirects_total{kind=\"\(kind)\"} "
+    guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }), let n = Int(line.dropFirst(prefix.count)) else {
+        throw ClientError("no \(prefix) in /metrics")
+    }
+    return n
 }
 
 /// Alive and not a zombie (a daemonized redis-server is nobody's child here).
