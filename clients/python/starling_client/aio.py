@@ -29,7 +29,7 @@ from .producers import Producers
 from .retry import Backoff
 from .sse import SSEDecoder
 from .subscription import Reconnects, Subscription
-from .wire import (PublishAttempts, TokenSource, answer_json, auth_headers, batch_body, batch_events, cancel_content,
+from .wire import (CancelAttempts, PublishAttempts, TokenSource, answer_json, auth_headers, batch_body, batch_events, cancel_content,
                    json_content, many_body, many_events)
 
 
@@ -110,10 +110,24 @@ class AsyncClient:
         return AsyncGeneration(Generation(self, channel, producer, lease))  # type: ignore[arg-type]
 
     async def cancel(self, channel: str, reason: Optional[str] = None) -> Dict[str, Any]:
-        """Stop (see Client.cancel)."""
-        r = await self._http.post(f"{self.url}/v1/channels/{channel}/cancel", content=cancel_content(reason),
-                                  headers={"Content-Type": "application/json", **self.auth_headers()})
-        return answer_json(r)
+        """Stop (see Client.cancel): retried as the sync client does."""
+        body = cancel_content(reason)
+        tries = CancelAttempts(channel, self.backoff)
+        for attempt in range(1, self.backoff.attempts + 1):
+            if attempt > 1:
+                await asyncio.sleep(tries.delay(attempt))
+            try:
+                r = await self._http.post(f"{self.url}/v1/channels/{channel}/cancel", content=body,
+                                          headers={"Content-Type": "application/json", **self.auth_headers()})
+            except httpx.TransportError as e:
+                tries.failed(e)
+                continue
+            result = tries.answered(r)
+            if result is not None:
+                if result["id"] is None:  # an earlier attempt got through: its event is the last one
+                    result["id"] = (await self.channel(channel))["last_id"]
+                return result
+        raise tries.gave_up()
 
     def subscribe(self, channels: Union[str, Sequence[str]], *, last_event_id: Optional[str] = None,
                   token: TokenSource = None, on_heartbeat: Optional[Callable[[str], None]] = None,

@@ -21,10 +21,10 @@ from .errors import Refused, Unavailable
 from .events import Event, PublishResult
 from .generation import Generation
 from .producers import Producers
-from .retry import RETRY_STATUSES, Backoff
+from .retry import Backoff
 from .subscription import Subscription
-from .wire import (PublishAttempts, TokenSource, answer_json, auth_headers, batch_body, batch_events, cancel_content,
-                   json_content, many_body, many_events, refused)
+from .wire import (CancelAttempts, PublishAttempts, TokenSource, answer_json, auth_headers, batch_body, batch_events, cancel_content,
+                   json_content, many_body, many_events)
 
 
 class Client:
@@ -114,24 +114,22 @@ class Client:
         streaming into it is refused at once (`Cancelled`). Returns `{"id","state"}`.
         Needs the channel in the token's `cancel` or `publish` claims."""
         body = cancel_content(reason)
-        last: Optional[BaseException] = None
-        retry_after: Optional[float] = None
+        tries = CancelAttempts(channel, self.backoff)
         for attempt in range(1, self.backoff.attempts + 1):
             if attempt > 1:
-                time.sleep(self.backoff.delay(attempt - 1, retry_after))
+                time.sleep(tries.delay(attempt))
             try:
                 r = self._http.post(f"{self.url}/v1/channels/{channel}/cancel", content=body,
                                     headers={"Content-Type": "application/json", **self.auth_headers()})
-            except httpx.TransportError as e:  # a repeated Stop is harmless
-                last = e
+            except httpx.TransportError as e:
+                tries.failed(e)
                 continue
-            if r.status_code == 200:
-                return r.json()
-            err = refused(r)
-            if r.status_code not in RETRY_STATUSES:
-                raise err
-            last, retry_after = err, err.retry_after
-        raise Unavailable(f"cancel {channel} failed {self.backoff.attempts} times: {last}", last, True)
+            result = tries.answered(r)
+            if result is not None:
+                if result["id"] is None:  # an earlier attempt got through: its event is the last one
+                    result["id"] = self.channel(channel)["last_id"]
+                return result
+        raise tries.gave_up()
 
     # ---- subscribe and read ----------------------------------------------------------------------
 

@@ -126,3 +126,47 @@ class PublishAttempts:
         """The error to raise when every attempt failed."""
         self.producers.retire_all(self.used)
         return Unavailable(f"POST {self.path} failed {self.backoff.attempts} times: {self.last}", self.last, self.maybe_stored)
+
+
+class CancelAttempts:
+    """The retry decisions of one Stop (POST /v1/channels/{ch}/cancel), for the sync and
+    async clients alike. Connection errors, timeouts and 502/503/504 (with their
+    Retry-After) are retried; any other refusal is final. The broker answers a second Stop
+    `409 channel_cancelled`, so when an earlier attempt may have got through (its answer
+    was lost) that 409 means this Stop did its work: the result is `{"id": None, "state":
+    "cancelled"}` and the client fills the ID from the channel (its last event is the
+    `starling.cancelled` one)."""
+
+    def __init__(self, channel: str, backoff: Backoff) -> None:
+        self.channel = channel
+        self.backoff = backoff
+        self.retry_after: Optional[float] = None
+        self.last: Optional[BaseException] = None
+        self.maybe_done = False
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt number `attempt` (2 for the first retry)."""
+        wait = self.backoff.delay(attempt - 1, self.retry_after)
+        self.retry_after = None
+        return wait
+
+    def failed(self, error: httpx.TransportError) -> None:
+        self.last = error
+        if not isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
+            self.maybe_done = True  # it may have reached the broker
+
+    def answered(self, r: httpx.Response) -> Optional[Dict[str, Any]]:
+        """`{"id","state"}` of a 200, or None: retry. A final refusal is raised."""
+        if r.status_code == 200:
+            return r.json()  # type: ignore[no-any-return]
+        err = refused(r)
+        if self.maybe_done and r.status_code == 409 and err.code == "channel_cancelled":
+            return {"id": None, "state": "cancelled"}
+        if r.status_code not in RETRY_STATUSES:
+            raise err
+        self.last, self.retry_after = err, err.retry_after
+        self.maybe_done = self.maybe_done or r.status_code != 503  # a proxy's 502/504 may follow a Stop that got through
+        return None
+
+    def gave_up(self) -> Unavailable:
+        return Unavailable(f"cancel {self.channel} failed {self.backoff.attempts} times: {self.last}", self.last, True)

@@ -60,3 +60,30 @@ def test_open_generation_holds_its_lease(broker, channel):
             g.final("done")
         got = collect(c.subscribe(channel, last_event_id="earliest"))
     assert [e.data for e in got] == ["a", "b", "done"] and not any(isinstance(e, Abandoned) for e in got)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_stop_whose_answer_is_lost_is_retried_and_ends_the_channel_once(broker, proxy_to, channel, asynchronous):
+    """The proxy forwards the first Stop and drops its answer: the client retries, the broker
+    answers the repeat `409 channel_cancelled`, and the client reports the Stop done with
+    the `starling.cancelled` event's ID; subscribers see that event once."""
+    import asyncio
+
+    from starling_client import AsyncClient, Backoff
+
+    fast = Backoff(attempts=4, initial=0.02, maximum=0.1)
+    proxy = proxy_to(broker, {0: {"drop_answer": True}})
+    with Client(broker.url) as direct:
+        direct.publish(channel, "Hel", event="token")
+        if asynchronous:
+            async def stop():
+                async with AsyncClient(proxy.url, backoff=fast) as c:
+                    return await c.cancel(channel, reason="Stop")
+            answer = asyncio.run(stop())
+        else:
+            with Client(proxy.url, backoff=fast) as c:
+                answer = c.cancel(channel, reason="Stop")
+        assert proxy.connections >= 2, "the first answer was dropped, so the Stop was sent again"
+        got = collect(direct.subscribe(channel, last_event_id="earliest"))
+        assert [type(e) for e in got].count(CancelledNotice) == 1 and got[0].data == "Hel" and len(got) == 2
+        assert answer == {"id": got[-1].id, "state": "cancelled"}
