@@ -8,11 +8,16 @@ enum Engine: String, CaseIterable {
     case memory, redis, cluster
 
     /// Both engines unless STARLING_TEST_ENGINES narrows it (e.g. `memory` for a quick
-    /// run without Redis). The Redis runs fail, never skip, when Redis is missing.
+    /// run without Redis; names separated by commas or spaces). The Redis runs fail, never
+    /// skip, when Redis is missing. A name that is no engine stops the run: silently
+    /// dropping it could leave no engine at all, and every engine test would pass untried.
     static var all: [Engine] {
-        ProcessInfo.processInfo.environment["STARLING_TEST_ENGINES"].map {
-            $0.split(separator: ",").compactMap { Engine(rawValue: String($0)) }
-        } ?? [.memory, .redis]
+        guard let list = ProcessInfo.processInfo.environment["STARLING_TEST_ENGINES"] else { return [.memory, .redis] }
+        let names = list.split { $0 == "," || $0 == " " }.map(String.init)
+        let engines = names.compactMap(Engine.init(rawValue:))
+        precondition(engines.count == names.count && !engines.isEmpty,
+                     "STARLING_TEST_ENGINES=\(list): expected memory, redis and/or cluster")
+        return engines
     }
 
     func arguments() throws -> [String] {
