@@ -65,7 +65,7 @@ metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {pr
 while :; do
   kill -0 $LOAD_PID 2>/dev/null || { cat "$OUT/load.txt" >&2; exit 1; }
   if [ "$SERVER" = starling ]; then [ "$(metric starling_subscribers)" = 4000 ] && sleep 2 && break
-  else [ "$(ls /proc/$SERVER_PID/fd 2>/dev/null | wc -l)" -ge 4004 ] && break; fi
+  else [ "$(find "/proc/$SERVER_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)" -ge 4004 ] && break; fi
   sleep 0.1
 done
 case "$TOOL" in
@@ -79,14 +79,14 @@ if [ "$SERVER" = starling ]; then
   P1=$(metric starling_events_published_total)
   case "$TOOL" in
     callgrind) callgrind_control -d "$SERVER_PID" >/dev/null; DUMP="$OUT/callgrind.out.1" ;;
-    strace) kill -INT $STRACE_PID; wait $STRACE_PID || true ;;
+    strace) kill -INT "$STRACE_PID"; wait "$STRACE_PID" || true ;;
   esac
   PUBLISHED=$((P1 - P0))
   kill $SERVER_PID; wait $SERVER_PID 2>/dev/null || true
 else
   # The floor has no /metrics: SIGTERM ends the window, and its exit line counts the
   # publishes (all inside the window: the load tool publishes once every subscriber is in).
-  [ "$TOOL" = strace ] && { kill -INT $STRACE_PID; wait $STRACE_PID || true; }
+  [ "$TOOL" = strace ] && { kill -INT "$STRACE_PID"; wait "$STRACE_PID" || true; }
   kill $SERVER_PID; wait $SERVER_PID 2>/dev/null || true
   DUMP="$OUT/callgrind.out"
   PUBLISHED=$(grep -o 'pub_reqs=[0-9]*' "$OUT/server.err" | cut -d= -f2)

@@ -119,8 +119,8 @@ wait_port() {  # port, pid to watch
 }
 
 stop_server() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do if [ -n "$p" ]; then kill "$p" 2>/dev/null || true; fi; done
+  for p in "${PIDS[@]:-}"; do if [ -n "$p" ]; then wait "$p" 2>/dev/null || true; fi; done
   if [ -n "$CLUSTER_DIR" ]; then bash "$ROOT/ops/redis/cluster/cluster.sh" stop "$CLUSTER_DIR" 2>/dev/null || true; fi
   PIDS=() SERVER_PID="" REDIS_PID="" ALSO_PIDS=() CLUSTER_DIR="" CLUSTER_SEEDS=""
 }

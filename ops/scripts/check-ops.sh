@@ -526,6 +526,15 @@ cluster_shellcheck() {
 }
 check "redis cluster script (shellcheck)" cluster_shellcheck
 
+# The benchmark scripts (ops/bench): run by hand, so nothing else would notice them rot.
+bench_shellcheck() {
+  [ -n "$SHELLCHECK" ] || { echo "no shellcheck (install failed)"; return 1; }
+  "$SHELLCHECK" ops/bench/*.sh || return 1
+  bash -n ops/bench/run.sh && python3 -c 'import ast; ast.parse(open("ops/bench/table.py").read())' || return 1
+  echo "shellcheck: $(cd ops/bench && echo *.sh) clean; table.py compiles"
+}
+check "bench scripts (shellcheck)" bench_shellcheck
+
 # Start a real 6-node cluster, then stop it half broken (a node SIGKILLed, another without
 # its pid file): nothing may stay running, and a second stop is a no-op.
 cluster_smoke() {
