@@ -37,6 +37,13 @@ public final class RedisStore: EventStore {
         /// the identical reads that arrived meanwhile: those share the answer (concurrent
         /// replays of one channel read Redis once).
         var loading: [String: [(Result<ReadResult, BrokerError>) -> Void]] = [:]
+        /// A notification chained onto `lastDelivered` since the last periodic check: the
+        /// channel is provably current up to it, so that check reads nothing.
+        var chainedSinceCheck = false
+        /// The periodic check of a quiet channel: every `checkEvery` ticks, doubling (up to
+        /// `maxCheckEvery`) while checks find nothing the notifications missed.
+        var checkEvery = 1
+        var nextCheckTick = 0
     }
 
     /// Where a channel's sharded subscription stands, and on which node. A channel is never
@@ -49,6 +56,9 @@ public final class RedisStore: EventStore {
 
     public weak var delegate: EventStoreDelegate?
     public var isReady: Bool { shards.isReady }
+    /// Periodic checks so far; a quiet channel is read again at most this many apart.
+    private var ticks = 0
+    static let maxCheckEvery = 4
     public var channelCount: Int? { nil }
 
     private let loop: EventLoop
@@ -429,11 +439,25 @@ public final class RedisStore: EventStore {
         reconcile(channel)
     }
 
-    /// The periodic check: a quiet channel whose last notification was lost has no next
-    /// one to reveal the hole, so compare each watched channel with its stream.
+    /// The periodic check (every ~500 ms): a quiet channel whose last notification was lost
+    /// has no next one to reveal the hole, so compare it with its stream. A channel that had
+    /// a notification chain onto what it delivered since the last check is current up to
+    /// it and is not read; a quiet one is read at once, then less often while the reads
+    /// find nothing new (1, 2, 4 ticks: a lost notification is delivered within ~2.5 s).
+    /// Reading every watched channel every tick cost two XRANGEs per channel per second,
+    /// more than the publishes themselves at 2,000 channels (docs/benchmarks.md).
     public func tick(nowMs: UInt64) {
+        ticks += 1
         for (channel, w) in watches {
-            catchUp(channel, w)
+            if w.lastDelivered == nil {
+                requestBaseline(channel, w)
+            } else if w.chainedSinceCheck {
+                w.chainedSinceCheck = false
+            } else if ticks >= w.nextCheckTick {
+                fill(channel, w)
+                w.nextCheckTick = ticks + w.checkEvery
+                w.checkEvery = min(2 * w.checkEvery, Self.maxCheckEvery)
+            }
             reconcile(channel)
             if w.leased, !w.ended, shards.owner(of: channel)?.commands.isConnected == true { checkLease(channel) }
         }
@@ -517,6 +541,7 @@ public final class RedisStore: EventStore {
         }
         let fresh = events.filter { $0.id > last }
         if let newest = fresh.last { w.lastDelivered = newest.id }
+        if !fresh.isEmpty { (w.checkEvery, w.nextCheckTick) = (1, ticks + 1) }  // news no notification brought: look again soon
         // News no notification chained to what we had (a lost notification, a reconnect,
         // a recreated stream): the tail only takes chained news, so it starts again from
         // the next read of Redis.
@@ -618,6 +643,7 @@ public final class RedisStore: EventStore {
             w.tail.trim(maxCount: retainEvents, minMs: 0)
         }
         w.lastDelivered = last
+        if !hole, !fresh.isEmpty { w.chainedSinceCheck = true }
         deliver(fresh, to: channel)
         if hole, watches[channel] === w { fill(channel, w) }
     }

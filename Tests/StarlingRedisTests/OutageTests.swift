@@ -96,4 +96,42 @@ final class OutageTests: XCTestCase {
         XCTAssertEqual(try readInOrder(s, count: 1, timeout: 3), ["e-6"])
         XCTAssertNil(try s.next(timeout: 0.7), "nothing twice")
     }
+    /// The periodic check reads only quiet channels: 40 channels each published to every
+    /// 100 ms (each tick sees a notification chain onto what was delivered) cost no XRANGE
+    /// beyond their first fills; once quiet, a channel is read at ticks 1, 2, 4, 8, … apart
+    /// (at most 4), not at every tick; and a notification lost then still arrives.
+    func testPeriodicCheckReadsOnlyQuietChannelsAndBacksOff() throws {
+        let redis = try RedisServer(appendOnly: false)
+        let broker = try BrokerProcess(["--redis", redis.url])
+        defer { broker.terminate() }
+        let channels = (0..<40).map { uniqueChannel("quiet-\($0)") }
+        let streams = try channels.map { try broker.client.subscribe($0) }
+        func xranges() throws -> Int {
+            let stats = try redis.cli("INFO", "commandstats")
+            guard let line = stats.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_xrange:") }),
+                  let calls = line.split(separator: ",").first?.split(separator: "=").last, let n = Int(calls) else { return 0 }
+            return n
+        }
+        for ch in channels { try broker.publish(ch, 0...0) }
+        usleep(1_200_000)  // first fills and the checks of a fresh watch are behind us
+        var before = 0
+        for round in 1...25 {  // every channel every 100 ms; counted over the last 2 s (4 ticks)
+            if round == 6 { before = try xranges() }
+            for ch in channels { try broker.publish(ch, round...round) }
+            usleep(100_000)
+        }
+        let active = try xranges() - before
+        XCTAssertLessThan(active, 10, "active channels are current by their notifications: \(active) XRANGE for 40 channels over 4 ticks")
+        for s in streams { XCTAssertEqual(try readInOrder(s, count: 26), numbered(0...25)) }
+
+        let quietStart = try xranges()
+        usleep(4_000_000)  // 8 ticks quiet: read at ticks 1, 2, 4 (then every 4): about 3-4 reads each, not 8
+        let quiet = try xranges() - quietStart
+        XCTAssertGreaterThanOrEqual(quiet, 40, "a quiet channel is still checked")
+        XCTAssertLessThanOrEqual(quiet, 40 * 5, "quiet channels are read less often than every tick: \(quiet) XRANGE")
+        // A notification lost on a quiet channel still arrives, within the longest interval.
+        _ = try redis.cli("XADD", "starling:{\(channels[0])}", "*", "e", "message", "d", "lost", "k", "text")
+        XCTAssertEqual(try streams[0].next(timeout: 3)?.data, "lost")
+        print("periodic check: \(active) XRANGE for 40 active channels over 2 s (was 160: every channel every tick), \(quiet) for them quiet over 4 s (was 320)")
+    }
 }
