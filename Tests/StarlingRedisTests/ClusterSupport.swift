@@ -404,7 +404,7 @@ struct SlotMigration: Sendable {
     }
 
     /// MIGRATEs every key of the slot from the source to the target (up to 1000 keys a
-    /// call: one call moves a channel's stream and its :producers and :lease keys together).
+    /// call: one call moves a channel's stream and its :producers and :state keys together).
     /// Returns how many keys moved.
     @discardableResult
     func moveKeys() throws -> Int {

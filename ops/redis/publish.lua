@@ -33,7 +33,7 @@
 --   lapse       ends the channel as abandoned if its deadline has passed (brokers with
 --               subscribers call it periodically). Every form first does the same, so the
 --               end happens once, at the first call after the deadline, whoever makes it.
--- The lease lives in the hash starling:{<channel>}:lease (ms, due), gone once the channel
+-- The lease lives in the channel's state record (fields ms, due), gone once the channel
 -- ends. Events stored while the channel is leased carry l=1 (flag "l" in the
 -- notification), so a node watching the channel knows to check it.
 --
@@ -51,9 +51,12 @@
 --   "FENCED starling: event [k]: producer "p": epoch E is below its current epoch F"  (409 producer_fenced)
 --   "ERR starling: ..."     bad arguments (400)
 --
--- Keys: the stream starling:{ch}, its producer record starling:{ch}:producers (same hash
--- slot; field = producer, value = "<epoch>:<highest seq>", or a bare "<highest seq>" for
--- epoch 0 as older versions wrote it). Stream fields: e=name d=data k=kind, c=conflate
+-- Keys (one hash slot): the stream starling:{ch}; its state record starling:{ch}:state (hash:
+-- id = the newest ID stored, e = final|cancelled|abandoned once ended, ms and due = the
+-- lease; older versions kept the lease in starling:{ch}:lease and no record: a channel
+-- without one is read from its newest entry, and the old lease hash moved in); its
+-- producer record starling:{ch}:producers (field = producer, value = "<epoch>:<highest
+-- seq>", or a bare "<highest seq>" for epoch 0 as older versions wrote it). Stream fields: e=name d=data k=kind, c=conflate
 -- and f=1 only when present.
 -- Notification (SPUBLISH starling:{ch}): netstring-like fields "<len>:<bytes>", in order
 -- "v1", the ID before the batch ("" if none), then per stored event: id, name,
@@ -74,7 +77,11 @@ local maxlen = tonumber(ARGV[a])
 local ttl = tonumber(ARGV[a + 1])
 local count = (#ARGV - a - 1) / 7
 
-local function fail(msg)
+-- (A plain publish runs no code it does not need: every closure and table a call makes
+-- costs allocation and garbage collection, which callgrind showed as the bulk of a
+-- publish's instructions. Helpers are made only on the paths that use them.)
+local function fail(msg, event)
+  if event then msg = 'event [' .. string.format('%d', event) .. ']: ' .. msg end
   return redis.error_reply('ERR starling: ' .. msg)
 end
 
@@ -103,17 +110,24 @@ if mode == 'publish' and (count < 1 or count ~= math.floor(count)) then
   return fail('after the two retention arguments, each event takes 7: name data kind conflate final producer seq')
 end
 
+-- Producer seqs: helpers only when some event carries one.
+local seqs = false
+for i = 0, (mode == 'publish' and count or 0) - 1 do
+  if ARGV[a + 8 + i * 7] ~= '' then seqs = true; break end
+end
+local less, integer, succ, position
+local MAXINT = '9223372036854775807'
+if seqs then
 -- a < b for canonical integers (below): by length, then as two halves of at most 10
 -- digits, each exact as a double (no string collation involved).
-local function less(a, b)
+function less(a, b)
   if #a ~= #b then return #a < #b end
   local ha, hb = tonumber(string.sub(a, 1, -11)) or 0, tonumber(string.sub(b, 1, -11)) or 0
   if ha ~= hb then return ha < hb end
   return tonumber(string.sub(a, -10)) < tonumber(string.sub(b, -10))
 end
 -- An exact integer 0 .. 2^63-1 as a canonical decimal string (no leading zeros); nil if not one.
-local MAXINT = '9223372036854775807'
-local function integer(s)
+function integer(s)
   if not s or not string.match(s, '^%d+$') then return nil end
   s = string.match(s, '^0*(%d-)$')
   if s == '' then s = '0' end
@@ -121,67 +135,102 @@ local function integer(s)
   return s
 end
 -- s + 1 for a canonical integer.
-local function succ(s)
+function succ(s)
   local i = #s
   while i > 0 and string.sub(s, i, i) == '9' do i = i - 1 end
   if i == 0 then return '1' .. string.rep('0', #s) end
   return string.sub(s, 1, i - 1) .. string.char(string.byte(s, i) + 1) .. string.rep('0', #s - i)
 end
 -- "<seq>" or "<epoch>:<seq>" -> epoch, seq (canonical); nil if malformed.
-local function position(text)
+function position(text)
   local e, q = string.match(text, '^(%d+):(%d+)$')
   if not e then e, q = '0', text end
   e, q = integer(e), integer(q)
   if not e or not q then return nil end
   return e, q
 end
+end
 
 -- Check the whole batch before storing anything: all or nothing.
 for i = 0, (mode == 'publish' and count or 0) - 1 do
   local b = a + 2 + i * 7
   local name, data, kind, final, seq = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 4], ARGV[b + 6]
-  local at = 'event [' .. string.format('%d', i) .. ']: '
   if #name < 1 or #name > 64 or not string.match(name, '^[A-Za-z0-9._:-]+$')
       or string.sub(name, 1, 9) == 'starling.' then
-    return fail(at .. 'bad event name')
+    return fail('bad event name', i)
   end
-  if kind ~= 'text' and kind ~= 'json' then return fail(at .. 'kind must be text or json') end
-  if kind == 'json' and not pcall(cjson.decode, data) then return fail(at .. 'data is not JSON') end
-  if final ~= '0' and final ~= '1' then return fail(at .. 'final must be 0 or 1') end
-  if final == '1' and i ~= count - 1 then return fail(at .. 'follows the final event') end
+  if kind ~= 'text' and kind ~= 'json' then return fail('kind must be text or json', i) end
+  if kind == 'json' and not pcall(cjson.decode, data) then return fail('data is not JSON', i) end
+  if final ~= '0' and final ~= '1' then return fail('final must be 0 or 1', i) end
+  if final == '1' and i ~= count - 1 then return fail('follows the final event', i) end
   if seq ~= '' and not position(seq) then
-    return fail(at .. 'seq must be <seq> or <epoch>:<seq>, integers from 0 to ' .. MAXINT)
+    return fail('seq must be <seq> or <epoch>:<seq>, integers from 0 to ' .. MAXINT, i)
   end
 end
 
--- The newest entry gives both the end state and the ID the notification chains from.
-local prev = ''
+-- The channel's state record starling:{ch}:state (hash): id = the newest ID the script
+-- stored, e = how the channel ended (final, cancelled, abandoned; absent while open), ms and
+-- due = its lease. One HMGET replaces reading and parsing the stream's newest entry.
+local stateKey = key .. ':state'
+local st = redis.call('HMGET', stateKey, 'id', 'e', 'ms', 'due')
+local prev = st[1]
 local state = 'open'
-local newest = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
-if #newest > 0 then
-  prev = newest[1][1]
-  local fields = newest[1][2]
-  local name, final = '', false
-  for j = 1, #fields, 2 do
-    if fields[j] == 'f' then final = true end
-    if fields[j] == 'e' then name = fields[j + 1] end
+local leaseLen, leaseDue = st[3], st[4]
+local recorded = prev ~= false
+if recorded and not st[2] and #redis.call('XREVRANGE', key, '+', '(' .. prev, 'COUNT', 1) > 0 then
+  -- Entries after the recorded one: another writer appended (an older version of this
+  -- script, or by hand). The stream says how things stand, as below.
+  recorded = false
+end
+if not recorded then
+  -- No record: a stream written by an older version of this script (or one whose record
+  -- expired first, up to a second before it). The newest entry gives the end state and the
+  -- ID the notification chains from; an older version's lease hash is moved in below.
+  prev = ''
+  local newest = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  if #newest > 0 then
+    prev = newest[1][1]
+    local fields = newest[1][2]
+    local name, final = '', false
+    for j = 1, #fields, 2 do
+      if fields[j] == 'f' then final = true end
+      if fields[j] == 'e' then name = fields[j + 1] end
+    end
+    if final then
+      if name == 'starling.cancelled' then state = 'cancelled'
+      elseif name == 'starling.abandoned' then state = 'abandoned'
+      else state = 'final' end
+    end
   end
-  if final then
-    if name == 'starling.cancelled' then state = 'cancelled'
-    elseif name == 'starling.abandoned' then state = 'abandoned'
-    else state = 'final' end
+  if not leaseLen then
+    local oldLease = key .. ':lease'
+    local old = redis.call('HMGET', oldLease, 'ms', 'due')
+    leaseLen, leaseDue = old[1], old[2]
+    if leaseLen then redis.call('DEL', oldLease) end
   end
+elseif st[2] then
+  -- Ended, unless the stream has gone since (deleted or expired: the channel starts over).
+  if redis.call('EXISTS', key) == 1 then state = st[2] else prev = '' end
 end
 
+-- Appends one entry. NOMKSTREAM while the record says the stream holds `prev`: when the
+-- stream has gone meanwhile the channel starts over, chaining from nothing.
+local function xadd(args)
+  if prev ~= '' then
+    local id = redis.call('XADD', key, 'NOMKSTREAM', unpack(args, 3))
+    if id then return id end
+    prev = ''
+  end
+  return redis.call(unpack(args))
+end
+
+local NOTICE_V1 = '2:v1'
 local function field(s) return string.format('%d', #s) .. ':' .. s end
-local leaseKey = key .. ':lease'
--- Every redis.call costs far more than its command (a publish spent ~4x its commands' time
--- in the calls themselves, INFO commandstats), so a plain publish makes as few as it can:
--- the lease is read once (ms and due; most channels have none), and the clock only when
--- a lease or the age trim needs it.
-local lease = redis.call('HMGET', leaseKey, 'ms', 'due')
+local clock, finish, renew, ended_reply
+local abandoned = ''
+if mode ~= 'publish' or leaseMs or leaseLen or leaseDue then
 local now
-local function clock()
+function clock()
   if not now then
     local t = redis.call('TIME')
     now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -190,45 +239,52 @@ local function clock()
 end
 
 -- Stores the broker's own final event (name, JSON data) and announces it; the lease goes.
-local function finish(name, data)
-  local id = redis.call('XADD', key, 'MAXLEN', '~', maxlenArg, '*', 'e', name, 'd', data, 'k', 'json', 'f', '1')
+function finish(name, data)
+  local id = xadd({ 'XADD', key, 'MAXLEN', '~', maxlenArg, '*', 'e', name, 'd', data, 'k', 'json', 'f', '1' })
   redis.call('PEXPIRE', key, ttlMsArg)
-  redis.call('DEL', leaseKey)
-  redis.call('SPUBLISH', key, table.concat({ field('v1'), field(prev), field(id), field(name), field('jf'), field(''), field(data) }))
+  redis.call('HDEL', stateKey, 'ms', 'due')
+  redis.call('HSET', stateKey, 'id', id, 'e', string.sub(name, 10))
+  redis.call('PEXPIRE', stateKey, ttlMsArg)
+  redis.call('SPUBLISH', key, table.concat({ NOTICE_V1, field(prev), field(id), field(name), '2:jf', '0:', field(data) }))
   prev = id
   return id
 end
 
 -- A lease that ran out ends the channel now, whichever call comes first.
-local abandoned = ''
 if state == 'open' then
-  local due = lease[2]
-  if due and tonumber(due) <= clock() then
+  if leaseDue and tonumber(leaseDue) <= clock() then
     abandoned = finish('starling.abandoned', '{"reason":"lease_expired"}')
     state = 'abandoned'
   end
 end
 
-local function ended_reply()
+end
+
+if state ~= 'open' then
+function ended_reply()
   local label = { final = 'FINAL', cancelled = 'CANCELLED', abandoned = 'ABANDONED' }
   local why = { final = 'is final', cancelled = 'was cancelled (Stop)', abandoned = 'was abandoned (its lease ran out)' }
   return redis.error_reply(label[state] .. ' starling: channel ' .. string.sub(key, 11, -2) .. ' ' .. why[state]
     .. ' and accepts no more events')
 end
 
+end
+
 -- Moves a leased channel's deadline to now + its lease; true if the channel is leased.
 -- (`leaseMs`: this batch has just set it.)
-local function renew()
-  local ms = leaseMs or lease[1]
-  if not ms then return false end
-  redis.call('HSET', leaseKey, 'due', clock() + tonumber(ms))
-  redis.call('PEXPIRE', leaseKey, ttlMsArg)
+local leaseNow = leaseMs or leaseLen
+if leaseNow then
+function renew()
+  local ms = leaseNow
+  redis.call('HSET', stateKey, 'ms', ms, 'due', clock() + tonumber(ms))
+  redis.call('PEXPIRE', stateKey, ttlMsArg)
   return true
+end
 end
 
 if mode == 'lapse' then return abandoned end
 if mode == 'hold' then
-  if state == 'open' then renew() end
+  if state == 'open' and renew then renew() end
   return state
 end
 if mode == 'cancel' then
@@ -238,12 +294,14 @@ end
 
 -- Judge every producer event before writing anything: repeat, next, or refusal.
 local producers = key .. ':producers'
-local at = {}          -- producer -> { epoch, highest } as the batch moves it
-local changed = {}     -- producers whose record the batch moves, in first-seen order
-local isChanged = {}
-local repeated = {}    -- event index -> true for a repeat
+local at               -- producer -> { epoch, highest } as the batch moves it
+local changed          -- producers whose record the batch moves, in first-seen order
+local repeated         -- event index -> true for a repeat
 local repeats = 0
 local refusal
+if seqs then
+at, changed, repeated = {}, {}, {}
+local isChanged = {}
 for i = 0, count - 1 do
   local b = a + 2 + i * 7
   local producer, seq = ARGV[b + 5], ARGV[b + 6]
@@ -260,7 +318,7 @@ for i = 0, count - 1 do
       end
       at[producer] = cur
     end
-    local label = 'event [' .. i .. ']: producer "' .. producer .. '": '
+    local label = cur and 'event [' .. string.format('%d', i) .. ']: producer "' .. producer .. '": '
     if cur and less(e, cur[1]) then
       refusal = 'FENCED starling: ' .. label .. 'epoch ' .. e .. ' is below its current epoch ' .. cur[1]
       break
@@ -276,22 +334,22 @@ for i = 0, count - 1 do
     end
   end
 end
+end
 if state ~= 'open' and (refusal or repeats < count) then return ended_reply() end
 if refusal then return redis.error_reply(refusal) end
 
 -- The lease: set by this batch, renewed by every batch of a leased channel.
-if leaseMs then redis.call('HSET', leaseKey, 'ms', leaseMs) end
-local leased = state == 'open' and renew()
+local leased = state == 'open' and renew ~= nil and renew()
 
 local ended = false
 local ids = {}
-local notice = { field('v1'), field(prev) }
+local notice = { NOTICE_V1, '' }   -- [2]: the ID before the batch, once the first XADD knows it
 local stored = 0
-local idMs, nextSeq
+local idMs, nextSeq, last
 for i = 0, count - 1 do
   local b = a + 2 + i * 7
   local name, data, kind, conflate, final = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
-  if repeated[i] then
+  if repeated and repeated[i] then
     ids[#ids + 1] = ''
   else
     local args = { 'XADD', key, 'MAXLEN', '~', maxlenArg, '*', 'e', name, 'd', data, 'k', kind }
@@ -308,38 +366,58 @@ for i = 0, count - 1 do
     end
     -- The first event takes Redis's next ID; the rest follow it as <ms>-<seq+1>, … so a
     -- batch's IDs are consecutive (as the memory engine makes them), whatever the clock does.
-    if nextSeq then args[6] = idMs .. '-' .. nextSeq end
-    local id = redis.call(unpack(args))
-    if not nextSeq then
-      local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-      idMs, nextSeq = ms, tonumber(seq)
+    local id
+    if idMs then
+      if not nextSeq then nextSeq = tonumber(string.sub(last, #idMs + 2)) end
+      nextSeq = nextSeq + 1
+      args[6] = idMs .. '-' .. string.format('%d', nextSeq)
+      id = redis.call(unpack(args))
+    else
+      id = xadd(args)
+      notice[2] = field(prev)
+      idMs = string.sub(id, 1, string.find(id, '-', 1, true) - 1)
     end
-    nextSeq = nextSeq + 1
+    last = id
     ids[#ids + 1] = id
     stored = stored + 1
-    notice[#notice + 1] = field(id)
-    notice[#notice + 1] = field(name)
-    notice[#notice + 1] = field(flags)
-    notice[#notice + 1] = field(conflate)
-    notice[#notice + 1] = field(data)
+    local n = #notice
+    notice[n + 1] = field(id)
+    notice[n + 2] = field(name)
+    notice[n + 3] = field(flags)
+    notice[n + 4] = field(conflate)
+    notice[n + 5] = field(data)
   end
 end
-for _, producer in ipairs(changed) do
-  redis.call('HSET', producers, producer, at[producer][1] .. ':' .. at[producer][2])
+if changed then
+  for _, producer in ipairs(changed) do
+    redis.call('HSET', producers, producer, at[producer][1] .. ':' .. at[producer][2])
+  end
 end
 
 if stored > 0 then
-  -- Retention by age: drop entries older than retain-seconds (at the first publish in
-  -- each new second of the channel, so at most one XTRIM per channel per second and
-  -- entries outlive the cutoff by under a second), and let an idle channel's key (and
-  -- its producer record) expire as a whole.
-  if prev == '' or string.sub(string.match(prev, '^%d+'), 1, -4) ~= string.sub(idMs, 1, -4) then
-    local cutoff = clock() - ttlMs
-    if cutoff > 0 then redis.call('XTRIM', key, 'MINID', '~', cutoff) end
+  -- The state record follows the stream: its newest ID, the end, and (ended) no lease.
+  if ended then
+    redis.call('HDEL', stateKey, 'ms', 'due')
+    redis.call('HSET', stateKey, 'id', last, 'e', 'final')
+  else
+    redis.call('HSET', stateKey, 'id', last)
   end
-  if ended then redis.call('DEL', leaseKey) end
+  -- Retention by age: drop entries older than retain-seconds (at the first publish in
+  -- each new second of the channel, judged from the IDs, so at most one XTRIM per channel
+  -- per second and entries outlive the cutoff by under a second), and let an idle
+  -- channel's key expire as a whole retain-seconds after its last publish. The state
+  -- record's expiry moves at those first publishes of a second only (and with every lease
+  -- renewal), so it never outlives the stream; should it go first (by under a second),
+  -- the next publish reads the newest entry instead.
+  local sec = string.sub(idMs, 1, -4)
+  local pd = string.find(prev, '-', 1, true)
+  if not pd or string.sub(prev, 1, pd - 4) ~= sec or not recorded then
+    local ms = tonumber(idMs)
+    if ms > ttlMs then redis.call('XTRIM', key, 'MINID', '~', string.format('%d', ms - ttlMs)) end
+    if not leased then redis.call('PEXPIRE', stateKey, ttlMsArg) end
+  end
   redis.call('PEXPIRE', key, ttlMsArg)
   redis.call('SPUBLISH', key, table.concat(notice))
 end
-if #changed > 0 then redis.call('PEXPIRE', producers, ttlMsArg) end
+if changed and #changed > 0 then redis.call('PEXPIRE', producers, ttlMsArg) end
 return ids
