@@ -60,6 +60,42 @@ final class ScriptTests: XCTestCase {
         XCTAssertTrue(refused.contains("FINAL"), refused)
     }
 
+    /// Streams written before the state record existed (or by another writer) keep their
+    /// end, their lease and their chain: the script reads the newest entry when it has no
+    /// record or another writer appended after it, and moves the old lease hash in.
+    func testChannelWrittenWithoutTheStateRecordKeepsEndLeaseAndChain() throws {
+        let script = try String(contentsOf: repositoryRoot.appendingPathComponent("ops/redis/publish.lua"), encoding: .utf8)
+        let sha = try sharedRedisCLI("SCRIPT", "LOAD", script)
+        func publish(_ key: String, _ data: String) throws -> String {
+            try sharedRedisCLI("EVALSHA", sha, "1", key, "1000", "3600", "token", data, "text", "", "0", "", "")
+        }
+        // Ended as an older script left it: a final entry, no record.
+        let ended = "starling:{\(uniqueChannel("old"))}"
+        _ = try sharedRedisCLI("XADD", ended, "*", "e", "done", "d", "x", "k", "text", "f", "1")
+        XCTAssertTrue(try publish(ended, "late").hasPrefix("FINAL starling:"))
+        // Leased as an older script left it: the lease hash moves into the record.
+        let leased = "starling:{\(uniqueChannel("old"))}"
+        _ = try sharedRedisCLI("XADD", leased, "*", "e", "token", "d", "a", "k", "text", "l", "1")
+        _ = try sharedRedisCLI("HSET", leased + ":lease", "ms", "60000", "due", "99999999999999")
+        let id = try publish(leased, "b")
+        XCTAssertNotNil(EventID(id), id)
+        XCTAssertEqual(try sharedRedisCLI("EXISTS", leased + ":lease"), "0")
+        XCTAssertEqual(try sharedRedisCLI("HGET", leased + ":state", "ms"), "60000")
+        XCTAssertEqual(try sharedRedisCLI("HGET", leased + ":state", "id"), id)
+        XCTAssertTrue(try sharedRedisCLI("XRANGE", leased, id, id).contains("\nl\n1"), "stored as leased")
+        // Another writer appends a final entry after the record: the script sees it.
+        _ = try sharedRedisCLI("XADD", leased, "*", "e", "done", "d", "x", "k", "text", "f", "1")
+        XCTAssertTrue(try publish(leased, "c").hasPrefix("FINAL starling:"))
+        // The stream deleted under a record: the channel starts over.
+        let gone = "starling:{\(uniqueChannel("old"))}"
+        _ = try publish(gone, "a")
+        _ = try sharedRedisCLI("EVALSHA", sha, "1", gone, "1000", "3600", "done", "z", "text", "", "1", "", "")
+        _ = try sharedRedisCLI("DEL", gone)
+        let again = try publish(gone, "b")
+        XCTAssertNotNil(EventID(again), again)
+        XCTAssertEqual(try sharedRedisCLI("XLEN", gone), "1")
+    }
+
     func testBadScriptArgumentsAreRefusedAndStoreNothing() throws {
         let script = try String(contentsOf: repositoryRoot.appendingPathComponent("ops/redis/publish.lua"), encoding: .utf8)
         let ch = uniqueChannel("script")
