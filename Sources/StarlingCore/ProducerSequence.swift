@@ -14,8 +14,11 @@ public struct ProducerPosition: Equatable, Sendable {
 
 /// A batch judged whole: which drafts are repeats, and the positions to record if it is stored.
 public struct ProducerVerdict: Sendable {
-    /// One flag per draft: true for a repeat (acknowledged, not stored).
+    /// One flag per draft: true for a repeat (acknowledged, not stored). Empty when no
+    /// draft names a producer (none is a repeat; no array made per publish): read it
+    /// through `isDuplicate`.
     public var duplicate: [Bool]
+    public func isDuplicate(_ k: Int) -> Bool { k < duplicate.count && duplicate[k] }
     public var duplicates: Int
     /// The producers' positions after the batch; recorded only when the batch is stored.
     public var positions: [String: ProducerPosition]
@@ -32,9 +35,16 @@ public struct ProducerTable: Sendable {
     /// ahead or is fenced fails the whole batch (its `eventIndex` names it).
     public func judge(_ drafts: [EventDraft]) -> Result<ProducerVerdict, BrokerError> {
         var verdict = ProducerVerdict(duplicate: [], duplicates: 0, positions: [:])
-        verdict.duplicate.reserveCapacity(drafts.count)
         for (k, d) in drafts.enumerated() {
-            guard let producer = d.producer, let seq = d.seq else { verdict.duplicate.append(false); continue }
+            guard let producer = d.producer, let seq = d.seq else {
+                if !verdict.duplicate.isEmpty { verdict.duplicate.append(false) }
+                continue
+            }
+            if verdict.duplicate.isEmpty {
+                // The first draft with a producer: the flags of those before it, all false.
+                verdict.duplicate.reserveCapacity(drafts.count)
+                verdict.duplicate.append(contentsOf: repeatElement(false, count: k))
+            }
             let epoch = d.epoch ?? 0
             let current = verdict.positions[producer] ?? positions[producer]
             switch Self.rule(current, epoch: epoch, seq: seq) {

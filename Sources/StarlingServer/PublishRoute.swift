@@ -96,6 +96,12 @@ extension Broker {
         } catch {
             return respond(request, connection, HTTPError(500, "internal", "\(error)").response)
         }
+        // The memory engine stores at once, with no closure context made (the common path).
+        let now = store.appendNow(drafts, to: channel) { result in
+            let tally = counted(result, channel: channel, perChannel: false)
+            respond(request, connection, tally.failure.map { $0.httpError.response } ?? .json(200, bytes: tally.answerBytes()))
+        }
+        if now { return }
         append(drafts, channel: channel, perChannel: false) { [self] tally in
             respond(request, connection, tally.failure.map { $0.httpError.response } ?? .json(200, bytes: tally.answerBytes()))
         }
@@ -142,17 +148,22 @@ extension Broker {
     /// Stores one channel's batch and counts it (`perChannel`: for a per-channel answer).
     func append(_ drafts: [EventDraft], channel: String, perChannel: Bool = true, done: @escaping (PublishTally) -> Void) {
         store.append(drafts, to: channel) { [self] result in
-            var t = PublishTally(perChannel: perChannel)
-            switch result {
-            case .failure(let e):
-                t.failure = BrokerError(e.kind, e.code, "channel \(channel): \(e.message)", eventIndex: e.eventIndex)
-            case .success(let r):
-                metrics.publishRequests += 1
-                metrics.eventsPublished += r.stored.count
-                t.add(r, channel: channel)
-            }
-            done(t)
+            done(counted(result, channel: channel, perChannel: perChannel))
         }
+    }
+
+    /// An append's result as a tally, counted in the metrics when stored.
+    func counted(_ result: Result<AppendResult, BrokerError>, channel: String, perChannel: Bool) -> PublishTally {
+        var t = PublishTally(perChannel: perChannel)
+        switch result {
+        case .failure(let e):
+            t.failure = BrokerError(e.kind, e.code, "channel \(channel): \(e.message)", eventIndex: e.eventIndex)
+        case .success(let r):
+            metrics.publishRequests += 1
+            metrics.eventsPublished += r.stored.count
+            t.add(r, channel: channel)
+        }
+        return t
     }
 }
 

@@ -71,6 +71,14 @@ public protocol EventStore: AnyObject {
     func append(_ drafts: [EventDraft], to channel: String,
                 completion: @escaping (Result<AppendResult, BrokerError>) -> Void)
 
+    /// `append` done at once, when this engine can (memory, on a channel this loop owns):
+    /// `answer` runs before this returns and before the stored events reach the delegate,
+    /// as `append`'s completion would, and the result is true. False: nothing was done
+    /// (call `append`). The closure does not escape, so the publish path allocates no
+    /// closure context for it.
+    func appendNow(_ drafts: [EventDraft], to channel: String,
+                   answer: (Result<AppendResult, BrokerError>) -> Void) -> Bool
+
     /// Reads up to `limit` retained events after `from`. A resume point older than the
     /// retained history, or past the channel's newest ID (a channel this store lost or
     /// never had), reports a gap.
@@ -116,4 +124,6 @@ public struct StoreStats: Sendable {
 
 extension EventStore {
     public var stats: StoreStats { StoreStats() }
+    public func appendNow(_ drafts: [EventDraft], to channel: String,
+                          answer: (Result<AppendResult, BrokerError>) -> Void) -> Bool { false }
 }

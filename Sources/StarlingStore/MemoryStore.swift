@@ -93,6 +93,18 @@ public final class MemoryStore: EventStore {
 
     public func append(_ drafts: [EventDraft], to name: String,
                        completion: @escaping (Result<AppendResult, BrokerError>) -> Void) {
+        appendBatch(drafts, to: name, completion)
+    }
+
+    public func appendNow(_ drafts: [EventDraft], to name: String,
+                          answer: (Result<AppendResult, BrokerError>) -> Void) -> Bool {
+        appendBatch(drafts, to: name, answer)
+        return true
+    }
+
+    /// Both appends: `completion` runs once, before the delegate hears of the events.
+    private func appendBatch(_ drafts: [EventDraft], to name: String,
+                             _ completion: (Result<AppendResult, BrokerError>) -> Void) {
         // A final event must end the batch: nothing may follow it.
         if let k = drafts.firstIndex(where: { $0.final }), k != drafts.count - 1 {
             return completion(.failure(BrokerError(.badRequest, "bad_event", "event [\(k + 1)]: follows the final event")))
@@ -119,7 +131,7 @@ public final class MemoryStore: EventStore {
         channel.producers.record(verdict)
         var stored: [StoredEvent] = []
         stored.reserveCapacity(drafts.count - verdict.duplicates)
-        for (k, d) in drafts.enumerated() where !verdict.duplicate[k] {
+        for (k, d) in drafts.enumerated() where !verdict.isDuplicate(k) {
             let id = EventID.next(after: channel.lastID, nowMs: now)
             let e = StoredEvent(channel: name, id: id, draft: d, storedAtMs: now)
             channel.events.append(e)

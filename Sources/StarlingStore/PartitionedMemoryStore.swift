@@ -71,6 +71,11 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
         onLoop(o, completion) { store, done in store.append(drafts, to: channel, completion: done) }
     }
 
+    public func appendNow(_ drafts: [EventDraft], to channel: String,
+                          answer: (Result<AppendResult, BrokerError>) -> Void) -> Bool {
+        owner(of: channel) == index && partition.appendNow(drafts, to: channel, answer: answer)
+    }
+
     public func read(_ channel: String, from: ResumePoint, limit: Int,
                      completion: @escaping (Result<ReadResult, BrokerError>) -> Void) {
         let o = owner(of: channel)

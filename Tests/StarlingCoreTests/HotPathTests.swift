@@ -54,4 +54,19 @@ final class HotPathTests: XCTestCase {
             }
         }
     }
+
+    /// ByteWriter's decimals (two digits at a time) against String(describing:).
+    func testDecimalsMatchTheirDescription() {
+        var values: [UInt64] = [0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 1_764_190_000_000, UInt64.max, UInt64.max - 1]
+        var p: UInt64 = 1
+        for _ in 0..<19 { values += [p - 1, p, p + 1, p * 9 + 7]; p *= 10 }
+        for v in values {
+            let out = [UInt8](unsafeUninitializedCapacity: 24) { b, n in
+                var w = ByteWriter(UnsafeMutableRawBufferPointer(b))
+                w.put(decimal: v)
+                n = w.count
+            }
+            XCTAssertEqual(String(decoding: out, as: UTF8.self), String(v))
+        }
+    }
 }
