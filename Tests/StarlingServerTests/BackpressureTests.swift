@@ -8,7 +8,11 @@ import XCTest
 
 final class BackpressureTests: XCTestCase {
     func testStalledSubscriberIsCutOffWhileHealthyOneGetsEverythingAndResumeFillsTheRest() throws {
-        try onEachEngine(["--client-buffer", "524288", "--retain-events", "100000"]) { broker, engine in
+        // 2 MiB of queue: the healthy reader (a debug-built test thread) may fall that far
+        // behind on a loaded machine without being cut; the slow one, which reads none of
+        // the 12 MB, is cut all the same (a 512 KiB buffer once cut the healthy one while a
+        // compiler shared the machine).
+        try onEachEngine(["--client-buffer", "2097152", "--retain-events", "100000"]) { broker, engine in
             let ch = uniqueChannel()
             let slow = try broker.client.subscribe(ch, receiveBuffer: 4096)  // never reads until the end
             let healthy = try broker.client.subscribe(ch)
