@@ -84,19 +84,12 @@ def many_body(producers: Producers, pairs: List[Tuple[str, Event]], counts: Dict
     return body, used
 
 
-class PublishAttempts:
-    """The retry decisions of one publish request. Connection errors before the broker was
-    reached, transport errors after it (the events may be stored) and 502/503/504 (with
-    their Retry-After) are retried; any other refusal is final. A request that fails for
-    good retires the producers it used (`used`: channel -> producer id), as their seqs are
-    in doubt."""
+class _Backoffs:
+    """What every retry loop keeps: the backoff, the last failure, and a Retry-After the
+    broker asked for, which floors the next wait only."""
 
-    def __init__(self, path: str, backoff: Backoff, producers: Producers, used: Dict[str, str]) -> None:
-        self.path = path
+    def __init__(self, backoff: Backoff) -> None:
         self.backoff = backoff
-        self.producers = producers
-        self.used = used
-        self.maybe_stored = False
         self.retry_after: Optional[float] = None
         self.last: Optional[BaseException] = None
 
@@ -105,6 +98,21 @@ class PublishAttempts:
         wait = self.backoff.delay(attempt - 1, self.retry_after)
         self.retry_after = None
         return wait
+
+
+class PublishAttempts(_Backoffs):
+    """The retry decisions of one publish request. Connection errors before the broker was
+    reached, transport errors after it (the events may be stored) and 502/503/504 (with
+    their Retry-After) are retried; any other refusal is final. A request that fails for
+    good retires the producers it used (`used`: channel -> producer id), as their seqs are
+    in doubt."""
+
+    def __init__(self, path: str, backoff: Backoff, producers: Producers, used: Dict[str, str]) -> None:
+        super().__init__(backoff)
+        self.path = path
+        self.producers = producers
+        self.used = used
+        self.maybe_stored = False
 
     def failed(self, error: httpx.TransportError) -> None:
         self.last = error
@@ -128,7 +136,7 @@ class PublishAttempts:
         return Unavailable(f"POST {self.path} failed {self.backoff.attempts} times: {self.last}", self.last, self.maybe_stored)
 
 
-class CancelAttempts:
+class CancelAttempts(_Backoffs):
     """The retry decisions of one Stop (POST /v1/channels/{ch}/cancel), for the sync and
     async clients alike. Connection errors, timeouts and 502/503/504 (with their
     Retry-After) are retried; any other refusal is final. The broker answers a second Stop
@@ -138,17 +146,9 @@ class CancelAttempts:
     `starling.cancelled` one)."""
 
     def __init__(self, channel: str, backoff: Backoff) -> None:
+        super().__init__(backoff)
         self.channel = channel
-        self.backoff = backoff
-        self.retry_after: Optional[float] = None
-        self.last: Optional[BaseException] = None
         self.maybe_done = False
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before attempt number `attempt` (2 for the first retry)."""
-        wait = self.backoff.delay(attempt - 1, self.retry_after)
-        self.retry_after = None
-        return wait
 
     def failed(self, error: httpx.TransportError) -> None:
         self.last = error
