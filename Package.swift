@@ -90,6 +90,7 @@ let package = Package(
         ], path: "Tools/starling-load/main"),
 
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore", "StarlingStore"]),
+        .testTarget(name: "StarlingHTTPTests", dependencies: ["StarlingHTTP", "CHTTPParser"]),
         .testTarget(name: "StarlingServerTests", dependencies: ["StarlingClient", "StarlingCore", "StarlingAuth"]),
         .testTarget(name: "StarlingAuthTests", dependencies: ["StarlingAuth", "StarlingCore", "StarlingClient"]),
         .testTarget(name: "StarlingRedisTests", dependencies: ["StarlingClient", "StarlingCore"]),

@@ -174,7 +174,13 @@ public final class Connection: WheelTimed {
         lastReadMs = loop.nowMs
         // Streams, closing sockets and connections past an error ignore further input.
         guard state == .http, !stopParsing, let p = parser else { return }
-        let n = http_parser_execute(p, parserSettings, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count)
+        var from = 0
+        if reader.state == .betweenRequests {
+            from = readPlainRequests(bytes)
+            guard from < bytes.count, state == .http, !stopParsing, parser != nil else { return }
+        }
+        let rest = bytes.count - from
+        let n = http_parser_execute(p, parserSettings, (bytes.baseAddress! + from).assumingMemoryBound(to: CChar.self), rest)
         let err = ParserFacts.errno(p)
         if err == HPE_PAUSED { return }  // reading stopped (a stream, a close, a drain)
         if let failure {
@@ -182,9 +188,34 @@ public final class Connection: WheelTimed {
             fail(failure)
         } else if err != HPE_OK {
             fail(HTTPError(400, "bad_request", "malformed HTTP request: \(ParserFacts.errorText(p))"))
-        } else if n != bytes.count, p.pointee.upgrade == 1 {
+        } else if n != rest, p.pointee.upgrade == 1 {
             fail(HTTPError(400, "bad_request", "protocol upgrades are not supported"))
         }
+    }
+
+    /// Reads the plain requests at the start of `bytes` (PlainRequest) through the same
+    /// steps http_parser's callbacks take; returns where http_parser takes over.
+    private func readPlainRequests(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var at = 0
+        while at < bytes.count, let r = PlainRequest.scan(bytes, from: at, limits: limits) {
+            _ = parserMessageBegin()
+            var refused = parserURL(UnsafeRawBufferPointer(rebasing: bytes[r.url])) != 0
+            r.forEachHeader(in: bytes) { name, value in
+                if !refused { refused = parserHeaderField(name) != 0 || parserHeaderValue(value) != 0 }
+            }
+            refused = refused || headersComplete(method: r.method, keepAlive: true, contentLength: UInt64(r.contentLength)) != 0
+            if !refused, !r.body.isEmpty { refused = parserBody(UnsafeRawBufferPointer(rebasing: bytes[r.body])) != 0 }
+            if refused {
+                let error = failure ?? HTTPError(400, "bad_request", "malformed HTTP request")
+                failure = nil
+                fail(error)
+                return bytes.count
+            }
+            _ = parserMessageComplete()
+            at = r.body.upperBound
+            guard state == .http, !stopParsing else { return bytes.count }
+        }
+        return at
     }
 
     /// The head timeout passed: answer 408 and close.
@@ -219,10 +250,15 @@ public final class Connection: WheelTimed {
     func parserHeaderValue(_ b: UnsafeRawBufferPointer) -> Int32 { verdict(reader.appendHeaderValue(b)) }
 
     func parserHeadersComplete() -> Int32 {
-        // On this callback 1 and 2 mean "no body" to http_parser; -1 is the error.
-        guard let p = parser,
-              let request = reader.completeHead(method: ParserFacts.method(p), keepAlive: ParserFacts.keepAlive(p)) else { return -1 }
-        let length = ParserFacts.contentLength(p)
+        guard let p = parser else { return -1 }
+        return headersComplete(method: ParserFacts.method(p), keepAlive: ParserFacts.keepAlive(p),
+                               contentLength: ParserFacts.contentLength(p))
+    }
+
+    /// The head is read (`contentLength` UInt64.max: none given). On http_parser's
+    /// callback 1 and 2 would mean "no body"; -1 is the error.
+    private func headersComplete(method: String, keepAlive: Bool, contentLength length: UInt64) -> Int32 {
+        guard let request = reader.completeHead(method: method, keepAlive: keepAlive) else { return -1 }
         currentBodyStream = handler?.bodyStream(for: request, on: self)
         if currentBodyStream == nil, length != UInt64.max, length > UInt64(limits.maxBodyBytes) {
             failure = HTTPError(413, "body_too_large", "the request body is over \(limits.maxBodyBytes) bytes")

@@ -1,0 +1,146 @@
+// PlainRequest: the fast path for the requests publishers pipeline. A read that begins
+// between requests is scanned here first: every complete request of the plain shape
+// (GET or POST, HTTP/1.1, a URL of ordinary characters, headers of token names and
+// printable values, at most one Content-Length, the whole body already read) is handed to
+// the Connection without http_parser. Why by hand: http_parser's byte-at-a-time state
+// machine and its seven callbacks were 15 % of the user-space instructions of a publish
+// in the many-channels shape (callgrind, ops/bench/hotpath.sh); this scan is a few
+// compares per byte.
+//
+// It answers only when http_parser would read the request the same way: anything else
+// (another method or version, Transfer-Encoding, Connection, Upgrade, a header value with
+// leading/trailing blanks it would trim, obs-text, a limit of SPEC §7 reached, a request
+// cut by the end of the read, the CRLFs http_parser skips between requests) returns nil,
+// and http_parser reads from that request on, errors and limits included.
+// StarlingHTTPTests.PlainRequestTests compares the two on many requests.
+
+struct PlainRequest {
+    let method: String
+    let url: Range<Int>
+    /// The header lines: from the first one's name to the CR of the last one.
+    let headers: Range<Int>
+    /// The Content-Length (0 without one).
+    let contentLength: Int
+    let body: Range<Int>
+
+    /// The plain request starting at `start` in `b`, or nil for http_parser to read.
+    static func scan(_ b: UnsafeRawBufferPointer, from start: Int, limits: HTTPLimits) -> PlainRequest? {
+        let n = b.count
+        var i = start
+        let method: String
+        if n - i >= 5, b[i] == 0x50, b[i + 1] == 0x4F, b[i + 2] == 0x53, b[i + 3] == 0x54, b[i + 4] == 0x20 {
+            method = "POST"; i += 5
+        } else if n - i >= 4, b[i] == 0x47, b[i + 1] == 0x45, b[i + 2] == 0x54, b[i + 3] == 0x20 {
+            method = "GET"; i += 4
+        } else {
+            return nil
+        }
+        let urlStart = i
+        guard i < n, b[i] == 0x2F else { return nil }  // origin-form: starts with "/"
+        while i < n, isURLByte(b[i]) { i += 1 }
+        let urlEnd = i
+        guard urlEnd - urlStart <= limits.maxURLBytes, n - i >= 11 else { return nil }
+        // " HTTP/1.1\r\n"
+        guard b[i] == 0x20, b[i + 1] == 0x48, b[i + 2] == 0x54, b[i + 3] == 0x54, b[i + 4] == 0x50, b[i + 5] == 0x2F,
+              b[i + 6] == 0x31, b[i + 7] == 0x2E, b[i + 8] == 0x31, b[i + 9] == 0x0D, b[i + 10] == 0x0A else { return nil }
+        i += 11
+        let headersStart = i
+        var headBytes = urlEnd - urlStart  // counted as RequestReader counts: URL, names, values
+        var length = -1
+        while true {
+            guard n - i >= 2 else { return nil }
+            if b[i] == 0x0D {
+                guard b[i + 1] == 0x0A else { return nil }
+                break
+            }
+            let nameStart = i
+            while i < n, isNameByte(b[i]) { i += 1 }
+            let nameEnd = i
+            guard i < n, b[i] == 0x3A, nameEnd > nameStart else { return nil }
+            i += 1
+            while i < n, b[i] == 0x20 || b[i] == 0x09 { i += 1 }
+            let valueStart = i
+            while i < n, isValueByte(b[i]) { i += 1 }
+            let valueEnd = i
+            guard n - i >= 2, b[i] == 0x0D, b[i + 1] == 0x0A, valueEnd > valueStart,
+                  b[valueEnd - 1] != 0x20, b[valueEnd - 1] != 0x09 else { return nil }
+            i += 2
+            headBytes += nameEnd - nameStart + valueEnd - valueStart
+            guard headBytes <= limits.maxHeadBytes else { return nil }
+            switch special(b, nameStart, nameEnd) {
+            case .none: break
+            case .other: return nil
+            case .contentLength:
+                guard length < 0, valueEnd - valueStart <= 9 else { return nil }
+                var v = 0
+                for k in valueStart..<valueEnd {
+                    guard b[k] >= 0x30, b[k] <= 0x39 else { return nil }
+                    v = v * 10 + Int(b[k] - 0x30)
+                }
+                length = v
+            }
+        }
+        let headersEnd = i
+        let bodyStart = i + 2
+        let contentLength = max(length, 0)
+        guard contentLength <= limits.maxBodyBytes, n - bodyStart >= contentLength else { return nil }
+        return PlainRequest(method: method, url: urlStart..<urlEnd, headers: headersStart..<headersEnd,
+                            contentLength: contentLength, body: bodyStart..<bodyStart + contentLength)
+    }
+
+    /// Calls `each` with every header's name and value (the lines `scan` checked).
+    func forEachHeader(in b: UnsafeRawBufferPointer, _ each: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) {
+        var i = headers.lowerBound
+        while i < headers.upperBound {
+            let nameStart = i
+            while b[i] != 0x3A { i += 1 }
+            let nameEnd = i
+            i += 1
+            while b[i] == 0x20 || b[i] == 0x09 { i += 1 }
+            let valueStart = i
+            while b[i] != 0x0D { i += 1 }
+            each(UnsafeRawBufferPointer(rebasing: b[nameStart..<nameEnd]), UnsafeRawBufferPointer(rebasing: b[valueStart..<i]))
+            i += 2
+        }
+    }
+
+    private enum Special { case none, contentLength, other }
+
+    /// Headers that change how http_parser frames the request or the connection.
+    private static func special(_ b: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Special {
+        switch end - start {
+        case 14: return named(b, start, "content-length") ? .contentLength : .none
+        case 17: return named(b, start, "transfer-encoding") ? .other : .none
+        case 10: return named(b, start, "connection") ? .other : .none
+        case 16: return named(b, start, "proxy-connection") ? .other : .none
+        case 7: return named(b, start, "upgrade") ? .other : .none
+        default: return .none
+        }
+    }
+
+    /// Whether the name at `start` is `lower`, ignoring ASCII case. Name bytes are letters,
+    /// digits and "-", which all have bit 0x20 set in lowercase: OR-ing it in folds case.
+    private static func named(_ b: UnsafeRawBufferPointer, _ start: Int, _ lower: StaticString) -> Bool {
+        let l = lower.utf8Start
+        for k in 0..<lower.utf8CodeUnitCount where b[start + k] | 0x20 != l[k] { return false }
+        return true
+    }
+
+    /// Letters, digits and "-": the header names in use (other token characters go to http_parser).
+    @inline(__always) private static func isNameByte(_ c: UInt8) -> Bool {
+        (c | 0x20 >= 0x61 && c | 0x20 <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x2D
+    }
+
+    /// Printable ASCII and tab.
+    @inline(__always) private static func isValueByte(_ c: UInt8) -> Bool { (c >= 0x20 && c <= 0x7E) || c == 0x09 }
+
+    /// Printable ASCII but for the characters RFC 3986 never allows unescaped
+    /// (" # < > \ ^ ` { | } and the space that ends the URL).
+    @inline(__always) private static func isURLByte(_ c: UInt8) -> Bool {
+        guard c > 0x20, c < 0x7F else { return false }
+        switch c {
+        case 0x22, 0x23, 0x3C, 0x3E, 0x5C, 0x5E, 0x60, 0x7B, 0x7C, 0x7D: return false
+        default: return true
+        }
+    }
+}
