@@ -10,22 +10,38 @@ public struct EventID: Comparable, Hashable, CustomStringConvertible, Sendable {
         self.seq = seq
     }
 
-    /// Parses `<ms>-<seq>`; a bare `<ms>` means `<ms>-0` (as Redis reads it).
-    public init?(_ text: Substring) {
-        let parts = text.split(separator: "-", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count <= 2, let first = parts.first, !first.isEmpty, first.count <= 20,
-              first.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let ms = UInt64(first) else { return nil }
-        var seq: UInt64 = 0
-        if parts.count == 2 {
-            let s = parts[1]
-            guard !s.isEmpty, s.count <= 20, s.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
-                  let v = UInt64(s) else { return nil }
-            seq = v
-        }
-        self.init(ms: ms, seq: seq)
-    }
+    /// Parses `<ms>-<seq>`; a bare `<ms>` means `<ms>-0` (as Redis reads it). Each part is
+    /// 1–20 digits and fits in 64 bits.
+    public init?(_ text: Substring) { self.init(bytes: text.utf8) }
 
-    public init?(_ text: String) { self.init(Substring(text)) }
+    public init?(_ text: String) { self.init(bytes: text.utf8) }
+
+    /// The same from bytes: the Redis engine reads every ID it receives this way (a byte
+    /// loop; splitting Strings was 5 % of the Redis engine's CPU, perf).
+    public init?<Bytes: Sequence>(bytes: Bytes) where Bytes.Element == UInt8 {
+        var ms: UInt64 = 0
+        var value: UInt64 = 0
+        var digits = 0
+        var inSeq = false
+        for c in bytes {
+            if c == 0x2D {
+                guard !inSeq, digits > 0 else { return nil }
+                inSeq = true
+                ms = value
+                value = 0
+                digits = 0
+                continue
+            }
+            guard c >= 0x30, c <= 0x39, digits < 20 else { return nil }
+            let (times10, o1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = times10.addingReportingOverflow(UInt64(c - 0x30))
+            guard !o1, !o2 else { return nil }
+            value = sum
+            digits += 1
+        }
+        guard digits > 0 else { return nil }
+        if inSeq { self.init(ms: ms, seq: value) } else { self.init(ms: value, seq: 0) }
+    }
 
     public static let zero = EventID(ms: 0, seq: 0)
 

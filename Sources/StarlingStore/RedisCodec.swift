@@ -139,15 +139,14 @@ enum RedisCodec {
             i += 1 + len
         }
         guard fields.count >= 2, (fields.count - 2) % 5 == 0, String(decoding: fields[0], as: UTF8.self) == "v1" else { return nil }
-        let prevText = String(decoding: fields[1], as: UTF8.self)
-        let previous = prevText.isEmpty ? EventID.zero : EventID(prevText)
+        let previous = fields[1].isEmpty ? EventID.zero : EventID(bytes: fields[1])
         guard let previous else { return nil }
         var events: [StoredEvent] = []
         events.reserveCapacity((fields.count - 2) / 5)
         var leased = false
         var k = 2
         while k < fields.count {
-            guard let id = EventID(String(decoding: fields[k], as: UTF8.self)) else { return nil }
+            guard let id = EventID(bytes: fields[k]) else { return nil }
             let name = String(decoding: fields[k + 1], as: UTF8.self)
             let flags = fields[k + 2]
             let conflate = flags.contains(UInt8(ascii: "c")) ? String(decoding: fields[k + 3], as: UTF8.self) : nil

@@ -122,7 +122,10 @@ final class RedisShards {
         return true
     }
 
-    func owner(of channel: String) -> RedisNode? { owners[RedisSlot.of(channel: channel)] }
+    func owner(of channel: String) -> RedisNode? { owners[slot(of: channel)] }
+
+    /// One Redis holds every slot: no hashing per command there.
+    private func slot(of channel: String) -> Int { isCluster ? RedisSlot.of(channel: channel) : 0 }
 
     // MARK: routing
 
@@ -130,7 +133,7 @@ final class RedisShards {
     /// one MULTI/EXEC. `done` gets the reply (EXEC's for several) and the node that gave
     /// it, or nil when no master of the slot can be reached or the connection dropped.
     func send(_ channel: String, _ commands: [[[UInt8]]], _ done: @escaping (RedisReply?, RedisNode?) -> Void) {
-        route(RedisSlot.of(channel: channel), commands, attempt: 0, asking: nil, done)
+        route(slot(of: channel), commands, attempt: 0, asking: nil, done)
     }
 
     private func route(_ slot: Int, _ commands: [[[UInt8]]], attempt: Int, asking: RedisNode?,

@@ -12,15 +12,20 @@ enum RedisSlot {
     }
 
     /// CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0, no reflection; the one
-    /// Redis Cluster uses (`crc16("123456789") == 0x31C3`).
+    /// Redis Cluster uses (`crc16("123456789") == 0x31C3`). A byte at a time through a
+    /// 256-entry table (bit by bit, it was 7 % of the cluster engine's instructions).
     static func crc16<S: Sequence>(_ bytes: S) -> UInt16 where S.Element == UInt8 {
         var crc: UInt16 = 0
-        for byte in bytes {
-            crc ^= UInt16(byte) << 8
-            for _ in 0..<8 {
-                crc = crc & 0x8000 != 0 ? (crc << 1) ^ 0x1021 : crc << 1
-            }
+        table.withUnsafeBufferPointer { t in
+            for byte in bytes { crc = (crc << 8) ^ t[Int(UInt8(truncatingIfNeeded: crc >> 8) ^ byte)] }
         }
+        return crc
+    }
+
+    /// The CRC of each byte value, shifted through the polynomial once.
+    private static let table: [UInt16] = (0..<256).map { (n: Int) -> UInt16 in
+        var crc = UInt16(n) << 8
+        for _ in 0..<8 { crc = crc & 0x8000 != 0 ? (crc << 1) ^ 0x1021 : crc << 1 }
         return crc
     }
 }
