@@ -46,12 +46,15 @@ enum QuickEvent {
         }
         r.skipSpace()
         guard r.i == b.count, let data else { return nil }
-        // Strings may hold any UTF-8; the general path refuses invalid sequences.
-        if let name, UTF8Check.firstInvalidOffset(UnsafeBufferPointer(rebasing: b[name])) != nil { return nil }
-        if UTF8Check.firstInvalidOffset(UnsafeBufferPointer(rebasing: b[data])) != nil { return nil }
-        let text = String(decoding: UnsafeBufferPointer(rebasing: b[data]), as: UTF8.self)
-        return EventDraft(name: name.map { String(decoding: UnsafeBufferPointer(rebasing: b[$0]), as: UTF8.self) } ?? "message",
-                          data: dataIsString ? .text(text) : .json(text))
+        // Strings may hold any UTF-8; the general path refuses invalid sequences. Validated
+        // once, while the String is made.
+        guard let text = String(validating: UnsafeBufferPointer(rebasing: b[data]), as: UTF8.self) else { return nil }
+        var eventName = "message"
+        if let name {
+            guard let n = String(validating: UnsafeBufferPointer(rebasing: b[name]), as: UTF8.self) else { return nil }
+            eventName = n
+        }
+        return EventDraft(name: eventName, data: dataIsString ? .text(text) : .json(text))
     }
 
     private struct Reader {

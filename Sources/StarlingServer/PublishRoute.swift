@@ -160,7 +160,7 @@ extension Broker {
             t.failure = BrokerError(e.kind, e.code, "channel \(channel): \(e.message)", eventIndex: e.eventIndex)
         case .success(let r):
             metrics.publishRequests += 1
-            metrics.eventsPublished += r.stored.count
+            metrics.eventsPublished += r.count
             t.add(r, channel: channel)
         }
         return t
@@ -179,17 +179,17 @@ struct PublishTally {
     var perChannel = true
 
     mutating func add(_ r: AppendResult, channel: String) {
-        count += r.stored.count
+        count += r.count
         duplicates += r.duplicates
-        if first == nil { first = r.stored.first?.id }
-        if let l = r.stored.last?.id { last = l }
+        if first == nil { first = r.first }
+        if let l = r.last { last = l }
         guard perChannel else { return }
         if let i = channels.firstIndex(where: { $0.0 == channel }) {
-            channels[i].count += r.stored.count
-            if channels[i].first == nil { channels[i].first = r.stored.first?.id }
-            if let l = r.stored.last?.id { channels[i].last = l }
+            channels[i].count += r.count
+            if channels[i].first == nil { channels[i].first = r.first }
+            if let l = r.last { channels[i].last = l }
         } else {
-            channels.append((channel, r.stored.count, r.stored.first?.id, r.stored.last?.id))
+            channels.append((channel, r.count, r.first, r.last))
         }
     }
 

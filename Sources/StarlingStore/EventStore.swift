@@ -41,10 +41,22 @@ public struct ChannelInfo: Equatable, Sendable {
 
 /// The outcome of an append: the events stored, in order, and how many drafts were
 /// acknowledged without storing because their producer had already sent that `seq`.
+/// What an append stored, for its answer: how many events, the first and last IDs, and
+/// how many were producer repeats (acknowledged, not stored). The events themselves reach
+/// subscribers through the delegate; the answer needs no copy of them (the Redis engine
+/// would otherwise build and encode every event twice).
 public struct AppendResult: Sendable {
-    public var stored: [StoredEvent]
+    public var count: Int
+    public var first: EventID?
+    public var last: EventID?
     public var duplicates: Int
-    public init(stored: [StoredEvent], duplicates: Int) { self.stored = stored; self.duplicates = duplicates }
+
+    public init(count: Int, first: EventID?, last: EventID?, duplicates: Int) {
+        precondition(count >= 0 && (count == 0) == (first == nil) && (first == nil) == (last == nil), "IDs exactly when something was stored")
+        self.count = count; self.first = first; self.last = last; self.duplicates = duplicates
+    }
+
+    public static func nothingStored(duplicates: Int) -> AppendResult { AppendResult(count: 0, first: nil, last: nil, duplicates: duplicates) }
 }
 
 public protocol EventStoreDelegate: AnyObject {

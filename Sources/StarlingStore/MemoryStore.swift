@@ -125,7 +125,7 @@ public final class MemoryStore: EventStore {
         }
         guard verdict.duplicates < drafts.count else {
             if let existing { renewLease(existing, nowMs: now) }  // a repeat is a sign of life too
-            return completion(.success(AppendResult(stored: [], duplicates: verdict.duplicates)))
+            return completion(.success(.nothingStored(duplicates: verdict.duplicates)))
         }
         let channel = existing ?? create(name)
         channel.producers.record(verdict)
@@ -147,7 +147,7 @@ public final class MemoryStore: EventStore {
         channel.lastAppendMs = now
         if !channel.queued { enqueue(channel, dueMs: now + retainMs) }
         trim(channel, nowMs: now)
-        completion(.success(AppendResult(stored: stored, duplicates: verdict.duplicates)))
+        completion(.success(AppendResult(count: stored.count, first: stored.first?.id, last: stored.last?.id, duplicates: verdict.duplicates)))
         delegate?.store(didAppend: stored, to: name)
     }
 

@@ -9,9 +9,14 @@ enum RedisKeys {
     static func stream(_ channel: String) -> String { "starling:{\(channel)}" }
 
     /// The channel of a stream key / notification channel name, nil if not one of ours.
-    static func channel(fromStream key: String) -> String? {
-        guard key.hasPrefix("starling:{"), key.hasSuffix("}") else { return nil }
-        return String(key.dropFirst("starling:{".count).dropLast())
+    /// Compared as bytes, as a notification carries the name (String prefix and suffix
+    /// tests walk Characters, on every notification).
+    static func channel(fromStream key: [UInt8]) -> String? {
+        let prefix: StaticString = "starling:{"
+        let n = prefix.utf8CodeUnitCount
+        guard key.count > n + 1, key[key.count - 1] == 0x7D else { return nil }
+        for k in 0..<n where key[k] != prefix.utf8Start[k] { return nil }
+        return String(decoding: key[n..<(key.count - 1)], as: UTF8.self)
     }
 }
 

@@ -198,7 +198,7 @@ public final class RedisStore: EventStore {
         if let k = drafts.firstIndex(where: { $0.final }), k != drafts.count - 1 {
             return completion(.failure(BrokerError(.badRequest, "bad_event", "event [\(k + 1)]: follows the final event")))
         }
-        guard !drafts.isEmpty else { return completion(.success(AppendResult(stored: [], duplicates: 0))) }
+        guard !drafts.isEmpty else { return completion(.success(.nothingStored(duplicates: 0))) }
         var argv = RedisCodec.publishArguments(drafts, retainEvents: retainEvents, retainSeconds: retainSeconds)
         if let ms = drafts.last(where: { $0.leaseMs != nil })?.leaseMs { argv = [Array("lease".utf8), Array(String(ms).utf8)] + argv }
         runScript(channel, argv) { [weak self] reply, node in
@@ -210,15 +210,17 @@ public final class RedisStore: EventStore {
             }
             switch reply {
             case .array(let items) where items.count == drafts.count:
-                var stored: [StoredEvent] = []
-                stored.reserveCapacity(items.count)
-                var duplicates = 0
-                for (i, item) in items.enumerated() {
-                    guard let text = item.text, !text.isEmpty, let id = EventID(text) else { duplicates += 1; continue }
-                    stored.append(StoredEvent(channel: channel, id: id, draft: drafts[i], storedAtMs: id.ms))
+                // Only the IDs: subscribers get the events from the notification.
+                var first: EventID?, last: EventID?
+                var count = 0
+                for item in items {
+                    guard let text = item.text, !text.isEmpty, let id = EventID(text) else { continue }
+                    if first == nil { first = id }
+                    last = id
+                    count += 1
                 }
-                let result = AppendResult(stored: stored, duplicates: duplicates)
-                guard self.waitReplicas > 0, !stored.isEmpty, let node else { return completion(.success(result)) }
+                let result = AppendResult(count: count, first: first, last: last, duplicates: items.count - count)
+                guard self.waitReplicas > 0, count > 0, let node else { return completion(.success(result)) }
                 self.awaitReplicas(node, channel) { refusal in completion(refusal.map { .failure($0) } ?? .success(result)) }
             case .error(let message) where Self.endedState(message) != nil:
                 completion(.failure(Self.endedState(message)!.refusal(channel: channel)))
@@ -582,7 +584,8 @@ public final class RedisStore: EventStore {
             return
         }
         guard let parts = reply.elements, parts.count >= 3, let kind = parts[0].text,
-              let name = parts[1].text, let channel = RedisKeys.channel(fromStream: name) else { return }
+              let nameBytes = parts[1].bytes, let channel = RedisKeys.channel(fromStream: nameBytes) else { return }
+        var name: String { RedisKeys.stream(channel) }  // for the log lines only
         switch kind {
         case "smessage", "message":
             guard let w = watches[channel] else { return }

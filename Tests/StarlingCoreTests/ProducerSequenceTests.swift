@@ -56,7 +56,7 @@ final class ProducerSequenceTests: XCTestCase {
         XCTAssertEqual(s.channelCount, 1, "the unwatched one is forgotten; the watched one kept")
         var result: Result<AppendResult, BrokerError>?
         s.append([EventDraft(data: .text("again"))], to: "done") { result = $0 }
-        XCTAssertEqual((try? result?.get())?.stored.count, 1, "a final channel's name is free again")
+        XCTAssertEqual((try? result?.get())?.count, 1, "a final channel's name is free again")
         s.unwatch("watched")
         now += 2_000
         s.tick(nowMs: now)
