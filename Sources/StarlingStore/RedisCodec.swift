@@ -130,39 +130,39 @@ enum RedisCodec {
     }
 
     /// Reads a notification: `<len>:<bytes>` fields "v1", previous ID, then 5 per event.
+    /// One pass over the bytes, no list of fields (every event a node delivers passes here).
     static func notification(_ bytes: [UInt8], channel: String) -> RedisNotification? {
-        var fields: [ArraySlice<UInt8>] = []
-        var i = 0
-        while i < bytes.count {
-            var len = 0
-            var digits = 0
-            while i < bytes.count, bytes[i] >= 48, bytes[i] <= 57, digits < 12 {
-                len = len * 10 + Int(bytes[i] - 48); i += 1; digits += 1
+        bytes.withUnsafeBufferPointer { b -> RedisNotification? in
+            var i = 0
+            /// The next field, or nil when the bytes are not `<len>:<bytes>`.
+            func field() -> UnsafeBufferPointer<UInt8>? {
+                var len = 0
+                var digits = 0
+                while i < b.count, b[i] >= 48, b[i] <= 57, digits < 12 {
+                    len = len * 10 + Int(b[i] - 48); i += 1; digits += 1
+                }
+                guard digits > 0, i < b.count, b[i] == UInt8(ascii: ":"), b.count - (i + 1) >= len else { return nil }
+                let f = UnsafeBufferPointer(rebasing: b[(i + 1)..<(i + 1 + len)])
+                i += 1 + len
+                return f
             }
-            guard digits > 0, i < bytes.count, bytes[i] == UInt8(ascii: ":"), bytes.count - (i + 1) >= len else { return nil }
-            fields.append(bytes[(i + 1)..<(i + 1 + len)])
-            i += 1 + len
+            guard let version = field(), version.count == 2, version[0] == UInt8(ascii: "v"), version[1] == UInt8(ascii: "1"),
+                  let prev = field() else { return nil }
+            guard let previous = prev.isEmpty ? EventID.zero : EventID(bytes: prev) else { return nil }
+            var events: [StoredEvent] = []
+            var leased = false
+            while i < b.count {
+                guard let idBytes = field(), let name = field(), let flags = field(), let conflate = field(),
+                      let data = field(), let id = EventID(bytes: idBytes) else { return nil }
+                let text = String(decoding: data, as: UTF8.self)
+                if flags.contains(UInt8(ascii: "l")) { leased = true }
+                events.append(StoredEvent(channel: channel, id: id, name: String(decoding: name, as: UTF8.self),
+                                          data: flags.first == UInt8(ascii: "j") ? .json(text) : .text(text),
+                                          conflate: flags.contains(UInt8(ascii: "c")) ? String(decoding: conflate, as: UTF8.self) : nil,
+                                          final: flags.contains(UInt8(ascii: "f")), storedAtMs: id.ms))
+            }
+            return RedisNotification(previous: previous, events: events, leased: leased)
         }
-        guard fields.count >= 2, (fields.count - 2) % 5 == 0, String(decoding: fields[0], as: UTF8.self) == "v1" else { return nil }
-        let previous = fields[1].isEmpty ? EventID.zero : EventID(bytes: fields[1])
-        guard let previous else { return nil }
-        var events: [StoredEvent] = []
-        events.reserveCapacity((fields.count - 2) / 5)
-        var leased = false
-        var k = 2
-        while k < fields.count {
-            guard let id = EventID(bytes: fields[k]) else { return nil }
-            let name = String(decoding: fields[k + 1], as: UTF8.self)
-            let flags = fields[k + 2]
-            let conflate = flags.contains(UInt8(ascii: "c")) ? String(decoding: fields[k + 3], as: UTF8.self) : nil
-            let text = String(decoding: fields[k + 4], as: UTF8.self)
-            let data: EventData = flags.first == UInt8(ascii: "j") ? .json(text) : .text(text)
-            if flags.contains(UInt8(ascii: "l")) { leased = true }
-            events.append(StoredEvent(channel: channel, id: id, name: name, data: data, conflate: conflate,
-                                      final: flags.contains(UInt8(ascii: "f")), storedAtMs: id.ms))
-            k += 5
-        }
-        return RedisNotification(previous: previous, events: events, leased: leased)
     }
 
     /// XINFO STREAM's flat `name, value, …` reply (RESP2).
