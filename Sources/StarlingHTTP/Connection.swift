@@ -330,6 +330,18 @@ public final class Connection: WheelTimed {
         answers.sentDue(request.sequence) { bytes, close in enqueueAnswer(bytes, close: close) }
     }
 
+    /// `respond` for a `200 OK` JSON answer given as bytes (the publish answer): written
+    /// straight into the batch's buffer when due, with no Response or array made for it.
+    public func respondOK(to request: Request, json body: UnsafeRawBufferPointer) {
+        guard isOpen, answers.isDue(request.sequence) else { return respond(to: request, .json(200, bytes: Array(body))) }
+        let close = !request.keepAlive || (draining && stopParsing && request.sequence + 1 == handled)
+        if !closeAfterFlush {
+            Response.appendJSON200(body, close: close, to: &answerBuffer)
+            answerQueued(close: close)
+        }
+        answers.sentDue(request.sequence) { bytes, close in enqueueAnswer(bytes, close: close) }
+    }
+
     private func answer(seq: UInt64, bytes: [UInt8], close: Bool) {
         guard isOpen else { return }
         answers.put(seq, bytes: bytes, close: close) { bytes, close in enqueueAnswer(bytes, close: close) }

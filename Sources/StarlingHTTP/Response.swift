@@ -37,14 +37,7 @@ public struct Response {
         // Written as bytes: every publish answer passes here. Its head is a constant up to
         // the length: one copy of it.
         if status == 200, !stream, headers.count == 1, headers[0] == Response.jsonHeaders[0] {
-            let head: StaticString = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-            out.append(contentsOf: UnsafeBufferPointer(start: head.utf8Start, count: head.utf8CodeUnitCount))
-            Response.appendDecimal(body.count, to: &out)
-            out.append(0x0D); out.append(0x0A)
-            if close { out.append(contentsOf: "Connection: close\r\n".utf8) }
-            out.append(0x0D); out.append(0x0A)
-            out.append(contentsOf: body)
-            return
+            return body.withUnsafeBytes { Response.appendJSON200($0, close: close, to: &out) }
         }
         out.append(contentsOf: "HTTP/1.1 ".utf8)
         Response.appendDecimal(status, to: &out)
@@ -63,6 +56,17 @@ public struct Response {
             out.append(0x0D); out.append(0x0A)
         }
         if close || stream { out.append(contentsOf: "Connection: close\r\n".utf8) }
+        out.append(0x0D); out.append(0x0A)
+        out.append(contentsOf: body)
+    }
+
+    /// `200 OK` with a JSON body: a constant head up to the length, then the body.
+    static func appendJSON200(_ body: UnsafeRawBufferPointer, close: Bool, to out: inout [UInt8]) {
+        let head: StaticString = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+        out.append(contentsOf: UnsafeBufferPointer(start: head.utf8Start, count: head.utf8CodeUnitCount))
+        Response.appendDecimal(body.count, to: &out)
+        out.append(0x0D); out.append(0x0A)
+        if close { out.append(contentsOf: "Connection: close\r\n".utf8) }
         out.append(0x0D); out.append(0x0A)
         out.append(contentsOf: body)
     }

@@ -98,12 +98,20 @@ extension Broker {
         }
         // The memory engine stores at once, with no closure context made (the common path).
         let now = store.appendNow(drafts, to: channel) { result in
-            let tally = counted(result, channel: channel, perChannel: false)
-            respond(request, connection, tally.failure.map { $0.httpError.response } ?? .json(200, bytes: tally.answerBytes()))
+            answer(request, connection, counted(result, channel: channel, perChannel: false))
         }
         if now { return }
-        append(drafts, channel: channel, perChannel: false) { [self] tally in
-            respond(request, connection, tally.failure.map { $0.httpError.response } ?? .json(200, bytes: tally.answerBytes()))
+        append(drafts, channel: channel, perChannel: false) { [self] tally in answer(request, connection, tally) }
+    }
+
+    /// A single-channel publish's answer. The common one (stored, no CORS headers due) is
+    /// written from a stack buffer straight into the connection's answers.
+    private func answer(_ request: Request, _ connection: Connection, _ tally: PublishTally) {
+        if let failure = tally.failure { return respond(request, connection, failure.httpError.response) }
+        guard cors.headers(for: request).isEmpty else { return respond(request, connection, .json(200, bytes: tally.answerBytes())) }
+        tally.withAnswerBytes { body in
+            answered(request, status: 200, bytes: body.count)
+            connection.respondOK(to: request, json: body)
         }
     }
 
@@ -204,10 +212,13 @@ struct PublishTally {
 
     /// `answer(perChannel: false)` as bytes, written without string interpolation: every
     /// publish to one channel is answered with it.
-    func answerBytes() -> [UInt8] {
+    func answerBytes() -> [UInt8] { withAnswerBytes { Array($0) } }
+
+    /// Calls `body` with `{"count","first","last"[,"duplicates"]}`, written on the stack.
+    func withAnswerBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
         // Four numbers of at most 20 digits and the fixed text: under 160 bytes.
-        [UInt8](unsafeUninitializedCapacity: 160) { buffer, written in
-            var w = ByteWriter(UnsafeMutableRawBufferPointer(buffer))
+        withUnsafeTemporaryAllocation(byteCount: 160, alignment: 1) { buffer in
+            var w = ByteWriter(buffer)
             func put(_ id: EventID?) {
                 guard let id else { return w.put("null") }
                 w.put(byte: 0x22); w.put(decimal: id.ms); w.put(byte: 0x2D); w.put(decimal: id.seq); w.put(byte: 0x22)
@@ -217,7 +228,7 @@ struct PublishTally {
             w.put(",\"last\":"); put(last)
             if duplicates > 0 { w.put(",\"duplicates\":"); w.put(decimal: UInt64(duplicates)) }
             w.put(byte: 0x7D)
-            written = w.count
+            return body(UnsafeRawBufferPointer(rebasing: buffer[..<w.count]))
         }
     }
 
