@@ -25,6 +25,14 @@ struct PlainRequest {
 
     /// The plain request starting at `start` in `b`, or nil for http_parser to read.
     static func scan(_ b: UnsafeRawBufferPointer, from start: Int, limits: HTTPLimits) -> PlainRequest? {
+        byteClasses.withUnsafeBufferPointer { classes in scan(b, from: start, limits: limits, classes) }
+    }
+
+    private static func scan(_ b: UnsafeRawBufferPointer, from start: Int, limits: HTTPLimits,
+                             _ classes: UnsafeBufferPointer<UInt8>) -> PlainRequest? {
+        @inline(__always) func isURLByte(_ c: UInt8) -> Bool { classes[Int(c)] & urlByte != 0 }
+        @inline(__always) func isNameByte(_ c: UInt8) -> Bool { classes[Int(c)] & nameByte != 0 }
+        @inline(__always) func isValueByte(_ c: UInt8) -> Bool { classes[Int(c)] & valueByte != 0 }
         let n = b.count
         var i = start
         let method: String
@@ -126,21 +134,20 @@ struct PlainRequest {
         return true
     }
 
-    /// Letters, digits and "-": the header names in use (other token characters go to http_parser).
-    @inline(__always) private static func isNameByte(_ c: UInt8) -> Bool {
-        (c | 0x20 >= 0x61 && c | 0x20 <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x2D
-    }
+    private static let urlByte: UInt8 = 1, nameByte: UInt8 = 2, valueByte: UInt8 = 4
 
-    /// Printable ASCII and tab.
-    @inline(__always) private static func isValueByte(_ c: UInt8) -> Bool { (c >= 0x20 && c <= 0x7E) || c == 0x09 }
-
-    /// Printable ASCII but for the characters RFC 3986 never allows unescaped
-    /// (" # < > \ ^ ` { | } and the space that ends the URL).
-    @inline(__always) private static func isURLByte(_ c: UInt8) -> Bool {
-        guard c > 0x20, c < 0x7F else { return false }
-        switch c {
-        case 0x22, 0x23, 0x3C, 0x3E, 0x5C, 0x5E, 0x60, 0x7B, 0x7C, 0x7D: return false
-        default: return true
-        }
+    /// What each byte may be, as bits (one load and one test per byte while scanning):
+    /// - URL: printable ASCII but for the characters RFC 3986 never allows unescaped
+    ///   (" # < > \ ^ ` { | } and the space that ends the URL);
+    /// - name: letters, digits and "-", the header names in use (other token characters go
+    ///   to http_parser);
+    /// - value: printable ASCII and tab.
+    private static let byteClasses: [UInt8] = (0..<256).map { (n: Int) -> UInt8 in
+        let c = UInt8(n)
+        var bits: UInt8 = 0
+        if c > 0x20, c < 0x7F, ![0x22, 0x23, 0x3C, 0x3E, 0x5C, 0x5E, 0x60, 0x7B, 0x7C, 0x7D].contains(c) { bits |= urlByte }
+        if (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x2D { bits |= nameByte }
+        if (c >= 0x20 && c <= 0x7E) || c == 0x09 { bits |= valueByte }
+        return bits
     }
 }
