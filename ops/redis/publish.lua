@@ -79,17 +79,16 @@ local count = (#ARGV - a - 1) / 7
 
 -- (A plain publish runs no code it does not need: every closure and table a call makes
 -- costs allocation and garbage collection, which callgrind showed as the bulk of a
--- publish's instructions. Helpers are made only on the paths that use them.)
-local function fail(msg, event)
-  if event then msg = 'event [' .. string.format('%d', event) .. ']: ' .. msg end
-  return redis.error_reply('ERR starling: ' .. msg)
-end
+-- publish's instructions. Helpers are made only on the paths that use them; the common
+-- path, one event without conflate/final/lease/producer, makes no closure and no table
+-- but the reply.)
+local bad   -- the message of a refusal: 'ERR starling: ' .. bad
 
 if #KEYS ~= 1 or not string.match(key, '^starling:{[A-Za-z0-9._:@-]+}$') then
-  return fail('the one key must be starling:{channel}')
+  return redis.error_reply('ERR starling: the one key must be starling:{channel}')
 end
 if not maxlen or maxlen < 1 or not ttl or ttl < 1 then
-  return fail('retain-events and retain-seconds must be positive integers')
+  return redis.error_reply('ERR starling: retain-events and retain-seconds must be positive integers')
 end
 -- Numbers handed to redis.call or joined to strings are formatted with "%.14g" each time,
 -- which callgrind showed as a tenth of a publish's instructions: format the ones every
@@ -98,17 +97,15 @@ local maxlenArg = string.match(ARGV[a], '^%d+$') and ARGV[a] or string.format('%
 local ttlMs = ttl * 1000
 local ttlMsArg = string.match(ARGV[a + 1], '^%d+$') and (ARGV[a + 1] .. '000') or string.format('%d', ttlMs)
 if ARGV[1] == 'lease' and (not leaseMs or leaseMs ~= math.floor(leaseMs) or leaseMs < 1000 or leaseMs > 86400000) then
-  return fail('lease takes whole milliseconds from 1000 to 86400000')
+  bad = 'lease takes whole milliseconds from 1000 to 86400000'
+elseif mode == 'cancel' and (#ARGV ~= a + 2 or not pcall(cjson.decode, ARGV[a + 2])) then
+  bad = 'cancel takes retain-events, retain-seconds and the JSON data of the starling.cancelled event'
+elseif (mode == 'hold' or mode == 'lapse') and #ARGV ~= a + 1 then
+  bad = mode .. ' takes retain-events and retain-seconds'
+elseif mode == 'publish' and (count < 1 or count ~= math.floor(count)) then
+  bad = 'after the two retention arguments, each event takes 7: name data kind conflate final producer seq'
 end
-if mode == 'cancel' and (#ARGV ~= a + 2 or not pcall(cjson.decode, ARGV[a + 2])) then
-  return fail('cancel takes retain-events, retain-seconds and the JSON data of the starling.cancelled event')
-end
-if (mode == 'hold' or mode == 'lapse') and #ARGV ~= a + 1 then
-  return fail(mode .. ' takes retain-events and retain-seconds')
-end
-if mode == 'publish' and (count < 1 or count ~= math.floor(count)) then
-  return fail('after the two retention arguments, each event takes 7: name data kind conflate final producer seq')
-end
+if bad then return redis.error_reply('ERR starling: ' .. bad) end
 
 -- Producer seqs: helpers only when some event carries one.
 local seqs = false
@@ -157,14 +154,16 @@ for i = 0, (mode == 'publish' and count or 0) - 1 do
   local name, data, kind, final, seq = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 4], ARGV[b + 6]
   if #name < 1 or #name > 64 or not string.match(name, '^[A-Za-z0-9._:-]+$')
       or string.sub(name, 1, 9) == 'starling.' then
-    return fail('bad event name', i)
+    bad = 'bad event name'
+  elseif kind ~= 'text' and kind ~= 'json' then bad = 'kind must be text or json'
+  elseif kind == 'json' and not pcall(cjson.decode, data) then bad = 'data is not JSON'
+  elseif final ~= '0' and final ~= '1' then bad = 'final must be 0 or 1'
+  elseif final == '1' and i ~= count - 1 then bad = 'follows the final event'
+  elseif seq ~= '' and not position(seq) then
+    bad = 'seq must be <seq> or <epoch>:<seq>, integers from 0 to ' .. MAXINT
   end
-  if kind ~= 'text' and kind ~= 'json' then return fail('kind must be text or json', i) end
-  if kind == 'json' and not pcall(cjson.decode, data) then return fail('data is not JSON', i) end
-  if final ~= '0' and final ~= '1' then return fail('final must be 0 or 1', i) end
-  if final == '1' and i ~= count - 1 then return fail('follows the final event', i) end
-  if seq ~= '' and not position(seq) then
-    return fail('seq must be <seq> or <epoch>:<seq>, integers from 0 to ' .. MAXINT, i)
+  if bad then
+    return redis.error_reply('ERR starling: event [' .. string.format('%d', i) .. ']: ' .. bad)
   end
 end
 
@@ -177,7 +176,7 @@ local prev = st[1]
 local state = 'open'
 local leaseLen, leaseDue = st[3], st[4]
 local recorded = prev ~= false
-if recorded and not st[2] and #redis.call('XREVRANGE', key, '+', '(' .. prev, 'COUNT', 1) > 0 then
+if recorded and not st[2] and #redis.call('XREVRANGE', key, '+', '(' .. prev, 'COUNT', '1') > 0 then
   -- Entries after the recorded one: another writer appended (an older version of this
   -- script, or by hand). The stream says how things stand, as below.
   recorded = false
@@ -187,7 +186,7 @@ if not recorded then
   -- expired first, up to a second before it). The newest entry gives the end state and the
   -- ID the notification chains from; an older version's lease hash is moved in below.
   prev = ''
-  local newest = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  local newest = redis.call('XREVRANGE', key, '+', '-', 'COUNT', '1')
   if #newest > 0 then
     prev = newest[1][1]
     local fields = newest[1][2]
@@ -213,8 +212,13 @@ elseif st[2] then
   if redis.call('EXISTS', key) == 1 then state = st[2] else prev = '' end
 end
 
+local clock, finish, renew, ended_reply
+local abandoned = ''
+if mode ~= 'publish' or leaseMs or leaseLen or leaseDue then
+local now
 -- Appends one entry. NOMKSTREAM while the record says the stream holds `prev`: when the
--- stream has gone meanwhile the channel starts over, chaining from nothing.
+-- stream has gone meanwhile the channel starts over, chaining from nothing. (The event
+-- loop below does the same inline.)
 local function xadd(args)
   if prev ~= '' then
     local id = redis.call('XADD', key, 'NOMKSTREAM', unpack(args, 3))
@@ -223,13 +227,7 @@ local function xadd(args)
   end
   return redis.call(unpack(args))
 end
-
-local NOTICE_V1 = '2:v1'
 local function field(s) return string.format('%d', #s) .. ':' .. s end
-local clock, finish, renew, ended_reply
-local abandoned = ''
-if mode ~= 'publish' or leaseMs or leaseLen or leaseDue then
-local now
 function clock()
   if not now then
     local t = redis.call('TIME')
@@ -245,7 +243,7 @@ function finish(name, data)
   redis.call('HDEL', stateKey, 'ms', 'due')
   redis.call('HSET', stateKey, 'id', id, 'e', string.sub(name, 10))
   redis.call('PEXPIRE', stateKey, ttlMsArg)
-  redis.call('SPUBLISH', key, table.concat({ NOTICE_V1, field(prev), field(id), field(name), '2:jf', '0:', field(data) }))
+  redis.call('SPUBLISH', key, table.concat({ '2:v1', field(prev), field(id), field(name), '2:jf', '0:', field(data) }))
   prev = id
   return id
 end
@@ -342,50 +340,70 @@ if refusal then return redis.error_reply(refusal) end
 local leased = state == 'open' and renew ~= nil and renew()
 
 local ended = false
-local ids = {}
-local notice = { NOTICE_V1, '' }   -- [2]: the ID before the batch, once the first XADD knows it
+local ids                -- the reply: one ID (or "") per event
+local notice             -- the notification: a string for one event, else its parts
 local stored = 0
 local idMs, nextSeq, last
 for i = 0, count - 1 do
   local b = a + 2 + i * 7
-  local name, data, kind, conflate, final = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   if repeated and repeated[i] then
-    ids[#ids + 1] = ''
+    if ids then ids[#ids + 1] = '' else ids = { '' } end
   else
-    local args = { 'XADD', key, 'MAXLEN', '~', maxlenArg, '*', 'e', name, 'd', data, 'k', kind }
-    local flags = (kind == 'text') and 't' or 'j'
-    if conflate ~= '' then
-      args[#args + 1] = 'c'; args[#args + 1] = conflate; flags = flags .. 'c'
-    end
-    if final == '1' then
-      args[#args + 1] = 'f'; args[#args + 1] = '1'; flags = flags .. 'f'
-      ended = true
-    end
-    if leased then
-      args[#args + 1] = 'l'; args[#args + 1] = '1'; flags = flags .. 'l'
-    end
-    -- The first event takes Redis's next ID; the rest follow it as <ms>-<seq+1>, … so a
-    -- batch's IDs are consecutive (as the memory engine makes them), whatever the clock does.
-    local id
+    local name, data, kind, conflate, final = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+    -- The first event takes Redis's next ID (NOMKSTREAM while the record says the stream
+    -- holds `prev`: when the stream has gone meanwhile the channel starts over, chaining
+    -- from nothing); the rest follow it as <ms>-<seq+1>, … so a batch's IDs are
+    -- consecutive (as the memory engine makes them), whatever the clock does.
+    local xid = '*'
     if idMs then
       if not nextSeq then nextSeq = tonumber(string.sub(last, #idMs + 2)) end
       nextSeq = nextSeq + 1
-      args[6] = idMs .. '-' .. string.format('%d', nextSeq)
-      id = redis.call(unpack(args))
+      xid = idMs .. '-' .. string.format('%d', nextSeq)
+    end
+    local nomk = not idMs and prev ~= ''
+    local flags = (kind == 'text') and 't' or 'j'
+    local id
+    if conflate == '' and final ~= '1' and not leased then
+      -- The common event: no argument table.
+      if nomk then
+        id = redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', maxlenArg, '*', 'e', name, 'd', data, 'k', kind)
+        if not id then prev = '' end
+      end
+      if not id then
+        id = redis.call('XADD', key, 'MAXLEN', '~', maxlenArg, xid, 'e', name, 'd', data, 'k', kind)
+      end
     else
-      id = xadd(args)
-      notice[2] = field(prev)
+      local args = { 'XADD', key, 'MAXLEN', '~', maxlenArg, xid, 'e', name, 'd', data, 'k', kind }
+      if conflate ~= '' then
+        args[#args + 1] = 'c'; args[#args + 1] = conflate; flags = flags .. 'c'
+      end
+      if final == '1' then
+        args[#args + 1] = 'f'; args[#args + 1] = '1'; flags = flags .. 'f'
+        ended = true
+      end
+      if leased then
+        args[#args + 1] = 'l'; args[#args + 1] = '1'; flags = flags .. 'l'
+      end
+      if nomk then
+        id = redis.call('XADD', key, 'NOMKSTREAM', unpack(args, 3))
+        if not id then prev = '' end
+      end
+      if not id then id = redis.call(unpack(args)) end
+    end
+    local part = string.format('%d', #id) .. ':' .. id .. string.format('%d', #name) .. ':' .. name
+      .. string.format('%d', #flags) .. ':' .. flags .. string.format('%d', #conflate) .. ':' .. conflate
+      .. string.format('%d', #data) .. ':' .. data
+    if not idMs then
       idMs = string.sub(id, 1, string.find(id, '-', 1, true) - 1)
+      -- "v1", the ID before the batch, then the first event's fields.
+      notice = '2:v1' .. string.format('%d', #prev) .. ':' .. prev .. part
+      if count > 1 then notice = { notice } end
+    else
+      notice[#notice + 1] = part
     end
     last = id
-    ids[#ids + 1] = id
+    if ids then ids[#ids + 1] = id else ids = { id } end
     stored = stored + 1
-    local n = #notice
-    notice[n + 1] = field(id)
-    notice[n + 2] = field(name)
-    notice[n + 3] = field(flags)
-    notice[n + 4] = field(conflate)
-    notice[n + 5] = field(data)
   end
 end
 if changed then
@@ -417,7 +435,7 @@ if stored > 0 then
     if not leased then redis.call('PEXPIRE', stateKey, ttlMsArg) end
   end
   redis.call('PEXPIRE', key, ttlMsArg)
-  redis.call('SPUBLISH', key, table.concat(notice))
+  redis.call('SPUBLISH', key, count > 1 and table.concat(notice) or notice)
 end
 if changed and #changed > 0 then redis.call('PEXPIRE', producers, ttlMsArg) end
 return ids
