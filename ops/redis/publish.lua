@@ -169,14 +169,22 @@ end
 
 -- The channel's state record starling:{ch}:state (hash): id = the newest ID the script
 -- stored, e = how the channel ended (final, cancelled, abandoned; absent while open), ms and
--- due = its lease. One HMGET replaces reading and parsing the stream's newest entry.
+-- due = its lease. One HGETALL replaces reading and parsing the stream's newest entry
+-- (cheaper than HMGET of the four fields: one argument, and an open channel's record
+-- holds only id).
 local stateKey = key .. ':state'
-local st = redis.call('HMGET', stateKey, 'id', 'e', 'ms', 'due')
-local prev = st[1]
+local st = redis.call('HGETALL', stateKey)
+local prev, ended_as, leaseLen, leaseDue = false, false, false, false
+for j = 1, #st, 2 do
+  local f = st[j]
+  if f == 'id' then prev = st[j + 1]
+  elseif f == 'e' then ended_as = st[j + 1]
+  elseif f == 'ms' then leaseLen = st[j + 1]
+  elseif f == 'due' then leaseDue = st[j + 1] end
+end
 local state = 'open'
-local leaseLen, leaseDue = st[3], st[4]
 local recorded = prev ~= false
-if recorded and not st[2] and #redis.call('XREVRANGE', key, '+', '(' .. prev, 'COUNT', '1') > 0 then
+if recorded and not ended_as and #redis.call('XREVRANGE', key, '+', '(' .. prev, 'COUNT', '1') > 0 then
   -- Entries after the recorded one: another writer appended (an older version of this
   -- script, or by hand). The stream says how things stand, as below.
   recorded = false
@@ -207,9 +215,9 @@ if not recorded then
     leaseLen, leaseDue = old[1], old[2]
     if leaseLen then redis.call('DEL', oldLease) end
   end
-elseif st[2] then
+elseif ended_as then
   -- Ended, unless the stream has gone since (deleted or expired: the channel starts over).
-  if redis.call('EXISTS', key) == 1 then state = st[2] else prev = '' end
+  if redis.call('EXISTS', key) == 1 then state = ended_as else prev = '' end
 end
 
 local clock, finish, renew, ended_reply
