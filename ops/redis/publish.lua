@@ -431,21 +431,24 @@ if stored > 0 then
   else
     redis.call('HSET', stateKey, 'id', last)
   end
-  -- Retention by age: drop entries older than retain-seconds (at the first publish in
-  -- each new second of the channel, judged from the IDs, so at most one XTRIM per channel
-  -- per second and entries outlive the cutoff by under a second), and let an idle
-  -- channel's key expire as a whole retain-seconds after its last publish. The state
-  -- record's expiry moves at those first publishes of a second only (and with every lease
-  -- renewal), so it never outlives the stream; should it go first (by under a second),
-  -- the next publish reads the newest entry instead.
+  -- Retention by age, at the first publish in each new second of the channel (judged
+  -- from the IDs), so at most once per channel per second: drop entries older than
+  -- retain-seconds (XTRIM MINID ~: entries outlive the cutoff by under a second), and let
+  -- an idle channel's key expire as a whole retain-seconds after its last publish, again
+  -- to the second and never early: the key expires at the end of the second of this ID
+  -- plus retain-seconds (PEXPIREAT; every later publish of the same second has a smaller
+  -- ID and the clock never runs ahead of the IDs), so PTTL reads up to retain-seconds + 1 s.
+  -- The state record's expiry moves at those first publishes of a second only (to now +
+  -- retain-seconds, and with every lease renewal), so it never outlives the stream; should
+  -- it go first (by under a second), the next publish reads the newest entry instead.
   local sec = string.sub(idMs, 1, -4)
   local pd = string.find(prev, '-', 1, true)
   if not pd or string.sub(prev, 1, pd - 4) ~= sec or not recorded then
     local ms = tonumber(idMs)
     if ms > ttlMs then redis.call('XTRIM', key, 'MINID', '~', string.format('%d', ms - ttlMs)) end
     if not leased then redis.call('PEXPIRE', stateKey, ttlMsArg) end
+    redis.call('PEXPIREAT', key, string.format('%d', ms - ms % 1000 + 1000 + ttlMs))
   end
-  redis.call('PEXPIRE', key, ttlMsArg)
   redis.call('SPUBLISH', key, count > 1 and table.concat(notice) or notice)
 end
 if changed and #changed > 0 then redis.call('PEXPIRE', producers, ttlMsArg) end
