@@ -78,8 +78,6 @@ enum RedisPublishScript {
       mode = ARGV[1]
       a = 2
     end
-    local maxlen = tonumber(ARGV[a])
-    local ttl = tonumber(ARGV[a + 1])
     local count = (#ARGV - a - 1) / 7
 
     -- (A plain publish runs no code it does not need: every closure and table a call makes
@@ -89,18 +87,24 @@ enum RedisPublishScript {
     -- but the reply.)
     local bad   -- the message of a refusal: 'ERR starling: ' .. bad
 
-    if #KEYS ~= 1 or not string.match(key, '^starling:{[A-Za-z0-9._:@-]+}$') then
+    -- (string.find, not string.match: a match makes a string of what it matched.)
+    if #KEYS ~= 1 or not string.find(key, '^starling:{[A-Za-z0-9._:@-]+}$') then
       return redis.error_reply('ERR starling: the one key must be starling:{channel}')
     end
-    if not maxlen or maxlen < 1 or not ttl or ttl < 1 then
-      return redis.error_reply('ERR starling: retain-events and retain-seconds must be positive integers')
-    end
     -- Numbers handed to redis.call or joined to strings are formatted with "%.14g" each time,
-    -- which callgrind showed as a tenth of a publish's instructions: format the ones every
-    -- publish needs once, from the arguments' own digits when they are plain integers.
-    local maxlenArg = string.match(ARGV[a], '^%d+$') and ARGV[a] or string.format('%d', maxlen)
-    local ttlMs = ttl * 1000
-    local ttlMsArg = string.match(ARGV[a + 1], '^%d+$') and (ARGV[a + 1] .. '000') or string.format('%d', ttlMs)
+    -- and tonumber runs strtod: plain integer arguments (the broker's) are passed on as their
+    -- own digits; anything else tonumber accepts is read and formatted as before.
+    local maxlenArg, ttlMsArg = ARGV[a], nil
+    if string.find(maxlenArg or '', '^[1-9]%d*$') and string.find(ARGV[a + 1] or '', '^[1-9]%d*$') then
+      ttlMsArg = ARGV[a + 1] .. '000'
+    else
+      local maxlen, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+      if not maxlen or maxlen < 1 or not ttl or ttl < 1 then
+        return redis.error_reply('ERR starling: retain-events and retain-seconds must be positive integers')
+      end
+      maxlenArg = string.find(ARGV[a], '^%d+$') and ARGV[a] or string.format('%d', maxlen)
+      ttlMsArg = string.find(ARGV[a + 1], '^%d+$') and (ARGV[a + 1] .. '000') or string.format('%d', ttl * 1000)
+    end
     if ARGV[1] == 'lease' and (not leaseMs or leaseMs ~= math.floor(leaseMs) or leaseMs < 1000 or leaseMs > 86400000) then
       bad = 'lease takes whole milliseconds from 1000 to 86400000'
     elseif mode == 'cancel' and (#ARGV ~= a + 2 or not pcall(cjson.decode, ARGV[a + 2])) then
@@ -157,8 +161,8 @@ enum RedisPublishScript {
     for i = 0, (mode == 'publish' and count or 0) - 1 do
       local b = a + 2 + i * 7
       local name, data, kind, final, seq = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 4], ARGV[b + 6]
-      if #name < 1 or #name > 64 or not string.match(name, '^[A-Za-z0-9._:-]+$')
-          or string.sub(name, 1, 9) == 'starling.' then
+      if #name < 1 or #name > 64 or not string.find(name, '^[A-Za-z0-9._:-]+$')
+          or (#name >= 9 and string.sub(name, 1, 9) == 'starling.') then
         bad = 'bad event name'
       elseif kind ~= 'text' and kind ~= 'json' then bad = 'kind must be text or json'
       elseif kind == 'json' and not pcall(cjson.decode, data) then bad = 'data is not JSON'
@@ -307,7 +311,7 @@ enum RedisPublishScript {
     end
 
     -- Judge every producer event before writing anything: repeat, next, or refusal.
-    local producers = key .. ':producers'
+    local producers = seqs and key .. ':producers'
     local at               -- producer -> { epoch, highest } as the batch moves it
     local changed          -- producers whose record the batch moves, in first-seen order
     local repeated         -- event index -> true for a repeat
@@ -406,13 +410,14 @@ enum RedisPublishScript {
           end
           if not id then id = redis.call(unpack(args)) end
         end
-        local part = string.format('%d', #id) .. ':' .. id .. string.format('%d', #name) .. ':' .. name
-          .. string.format('%d', #flags) .. ':' .. flags .. string.format('%d', #conflate) .. ':' .. conflate
-          .. string.format('%d', #data) .. ':' .. data
+        -- The notification's fields in one string.format (IDs and names only through %s: it
+        -- stops at a NUL byte below 100 bytes; conflate keys and data are joined as they are).
+        local part = string.format('%d:%s%d:%s%d:%s%d:', #id, id, #name, name, #flags, flags, #conflate)
+          .. conflate .. string.format('%d:', #data) .. data
         if not idMs then
           idMs = string.sub(id, 1, string.find(id, '-', 1, true) - 1)
           -- "v1", the ID before the batch, then the first event's fields.
-          notice = '2:v1' .. string.format('%d', #prev) .. ':' .. prev .. part
+          notice = string.format('2:v1%d:%s', #prev, prev) .. part
           if count > 1 then notice = { notice } end
         else
           notice[#notice + 1] = part
@@ -449,7 +454,7 @@ enum RedisPublishScript {
       local sec = string.sub(idMs, 1, -4)
       local pd = string.find(prev, '-', 1, true)
       if not pd or string.sub(prev, 1, pd - 4) ~= sec or not recorded then
-        local ms = tonumber(idMs)
+        local ms, ttlMs = tonumber(idMs), tonumber(ttlMsArg)
         if ms > ttlMs then redis.call('XTRIM', key, 'MINID', '~', string.format('%d', ms - ttlMs)) end
         if not leased then redis.call('PEXPIRE', stateKey, ttlMsArg) end
         redis.call('PEXPIREAT', key, string.format('%d', ms - ms % 1000 + 1000 + ttlMs))
