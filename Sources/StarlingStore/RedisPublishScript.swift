@@ -359,6 +359,21 @@ enum RedisPublishScript {
     -- The lease: set by this batch, renewed by every batch of a leased channel.
     local leased = state == 'open' and renew ~= nil and renew()
 
+    -- A length in decimal. string.format and number-to-string conversions run sprintf, ~1.5k
+    -- instructions each under callgrind: the notification's lengths (IDs, names, short
+    -- data) are made with string.char instead, sprintf only from 10,000 up.
+    local function dec(n)
+      if n < 10 then return string.char(48 + n) end
+      local u = n % 10
+      local t = (n - u) / 10
+      if n < 100 then return string.char(48 + t, 48 + u) end
+      local tt = t % 10
+      local h = (t - tt) / 10
+      if n < 1000 then return string.char(48 + h, 48 + tt, 48 + u) end
+      if n < 10000 then local hh = h % 10; return string.char(48 + (h - hh) / 10, 48 + hh, 48 + tt, 48 + u) end
+      return string.format('%d', n)
+    end
+
     local ended = false
     local ids                -- the reply: one ID (or "") per event
     local notice             -- the notification: a string for one event, else its parts
@@ -410,17 +425,15 @@ enum RedisPublishScript {
           end
           if not id then id = redis.call(unpack(args)) end
         end
-        -- The notification's fields in one string.format (IDs and names only through %s: it
-        -- stops at a NUL byte below 100 bytes; conflate keys and data are joined as they are).
-        local part = string.format('%d:%s%d:%s%d:%s%d:', #id, id, #name, name, #flags, flags, #conflate)
-          .. conflate .. string.format('%d:', #data) .. data
         if not idMs then
           idMs = string.sub(id, 1, string.find(id, '-', 1, true) - 1)
-          -- "v1", the ID before the batch, then the first event's fields.
-          notice = string.format('2:v1%d:%s', #prev, prev) .. part
+          -- "v1", the ID before the batch, then the first event's fields (one concatenation).
+          notice = '2:v1' .. dec(#prev) .. ':' .. prev .. dec(#id) .. ':' .. id .. dec(#name) .. ':' .. name
+            .. dec(#flags) .. ':' .. flags .. dec(#conflate) .. ':' .. conflate .. dec(#data) .. ':' .. data
           if count > 1 then notice = { notice } end
         else
-          notice[#notice + 1] = part
+          notice[#notice + 1] = dec(#id) .. ':' .. id .. dec(#name) .. ':' .. name .. dec(#flags) .. ':' .. flags
+            .. dec(#conflate) .. ':' .. conflate .. dec(#data) .. ':' .. data
         end
         last = id
         if ids then ids[#ids + 1] = id else ids = { id } end
