@@ -111,7 +111,7 @@ enum RedisPublishScript {
       bad = 'cancel takes retain-events, retain-seconds and the JSON data of the starling.cancelled event'
     elseif (mode == 'hold' or mode == 'lapse') and #ARGV ~= a + 1 then
       bad = mode .. ' takes retain-events and retain-seconds'
-    elseif mode == 'publish' and (count < 1 or count ~= math.floor(count)) then
+    elseif mode == 'publish' and (count < 1 or count % 1 ~= 0) then
       bad = 'after the two retention arguments, each event takes 7: name data kind conflate final producer seq'
     end
     if bad then return redis.error_reply('ERR starling: ' .. bad) end
@@ -378,7 +378,7 @@ enum RedisPublishScript {
     local ids                -- the reply: one ID (or "") per event
     local notice             -- the notification: a string for one event, else its parts
     local stored = 0
-    local idMs, nextSeq, last
+    local first, idMs, nextSeq, last    -- the batch's first ID, its milliseconds (batches only)
     for i = 0, count - 1 do
       local b = a + 2 + i * 7
       if repeated and repeated[i] then
@@ -425,12 +425,21 @@ enum RedisPublishScript {
           end
           if not id then id = redis.call(unpack(args)) end
         end
-        if not idMs then
-          idMs = string.sub(id, 1, string.find(id, '-', 1, true) - 1)
-          -- "v1", the ID before the batch, then the first event's fields (one concatenation).
-          notice = '2:v1' .. dec(#prev) .. ':' .. prev .. dec(#id) .. ':' .. id .. dec(#name) .. ':' .. name
-            .. dec(#flags) .. ':' .. flags .. dec(#conflate) .. ':' .. conflate .. dec(#data) .. ':' .. data
-          if count > 1 then notice = { notice } end
+        if not first then
+          first = id
+          -- "v1", the ID before the batch, then the first event's fields (one concatenation;
+          -- the common lengths as constants: an ID of a 13-digit millisecond time is 15 or 16
+          -- long, a plain event's flags "t" or "j" and its conflate key "").
+          local li, lp = #id, #prev
+          li = li == 15 and '15' or li == 16 and '16' or dec(li)
+          lp = lp == 15 and '15' or lp == 16 and '16' or lp == 0 and '0' or dec(lp)
+          notice = '2:v1' .. lp .. ':' .. prev .. li .. ':' .. id .. dec(#name) .. ':' .. name
+            .. (#flags == 1 and '1' or dec(#flags)) .. ':' .. flags .. (conflate == '' and '0' or dec(#conflate))
+            .. ':' .. conflate .. dec(#data) .. ':' .. data
+          if count > 1 then
+            notice = { notice }
+            idMs = string.sub(id, 1, string.find(id, '-', 1, true) - 1)
+          end
         else
           notice[#notice + 1] = dec(#id) .. ':' .. id .. dec(#name) .. ':' .. name .. dec(#flags) .. ':' .. flags
             .. dec(#conflate) .. ':' .. conflate .. dec(#data) .. ':' .. data
@@ -464,10 +473,11 @@ enum RedisPublishScript {
       -- The state record's expiry moves at those first publishes of a second only (to now +
       -- retain-seconds, and with every lease renewal), so it never outlives the stream; should
       -- it go first (by under a second), the next publish reads the newest entry instead.
-      local sec = string.sub(idMs, 1, -4)
-      local pd = string.find(prev, '-', 1, true)
-      if not pd or string.sub(prev, 1, pd - 4) ~= sec or not recorded then
-        local ms, ttlMs = tonumber(idMs), tonumber(ttlMsArg)
+      -- (A new second: prev has not the same digits up to the first ID's seconds, or not its
+      -- '-' at the same place.)
+      local dash = string.find(first, '-', 1, true)
+      if not recorded or string.byte(prev, dash) ~= 45 or string.sub(prev, 1, dash - 4) ~= string.sub(first, 1, dash - 4) then
+        local ms, ttlMs = tonumber(string.sub(first, 1, dash - 1)), tonumber(ttlMsArg)
         if ms > ttlMs then redis.call('XTRIM', key, 'MINID', '~', string.format('%d', ms - ttlMs)) end
         if not leased then redis.call('PEXPIRE', stateKey, ttlMsArg) end
         redis.call('PEXPIREAT', key, string.format('%d', ms - ms % 1000 + 1000 + ttlMs))
