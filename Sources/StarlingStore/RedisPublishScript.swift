@@ -63,6 +63,11 @@ enum RedisPublishScript {
     -- producer record starling:{ch}:producers (field = producer, value = "<epoch>:<highest
     -- seq>", or a bare "<highest seq>" for epoch 0 as older versions wrote it). Stream fields: e=name d=data k=kind, c=conflate
     -- and f=1 only when present.
+    -- Expiry: the stream expires retain-seconds after its last publish; the state record never
+    -- after the stream; the producer record retain-seconds after
+    -- the last event that carried a seq. Before trusting the record, the script asks the stream
+    -- (XREAD after the record's id) whether another writer appended since: an older script or a
+    -- bare XADD; then it reads the newest entry instead.
     -- Notification (SPUBLISH starling:{ch}): netstring-like fields "<len>:<bytes>", in order
     -- "v1", the ID before the batch ("" if none), then per stored event: id, name,
     -- flags ("t"|"j", then "c" if conflated, "f" if final), conflate, data.
@@ -457,22 +462,22 @@ enum RedisPublishScript {
 
     if stored > 0 then
       -- The state record follows the stream: its newest ID, the end, and (ended) no lease.
+      -- (HSET before HDEL: a record holding only the lease would otherwise go with the HDEL and
+      -- come back without its expiry.)
       if ended then
-        redis.call('HDEL', stateKey, 'ms', 'due')
         redis.call('HSET', stateKey, 'id', last, 'e', 'final')
+        redis.call('HDEL', stateKey, 'ms', 'due')
       else
         redis.call('HSET', stateKey, 'id', last)
       end
-      -- Retention by age, at the first publish in each new second of the channel (judged
-      -- from the IDs), so at most once per channel per second: drop entries older than
-      -- retain-seconds (XTRIM MINID ~: entries outlive the cutoff by under a second), and let
-      -- an idle channel's key expire as a whole retain-seconds after its last publish, again
-      -- to the second and never early: the key expires at the end of the second of this ID
-      -- plus retain-seconds (PEXPIREAT; every later publish of the same second has a smaller
-      -- ID and the clock never runs ahead of the IDs), so PTTL reads up to retain-seconds + 1 s.
-      -- The state record's expiry moves at those first publishes of a second only (to now +
-      -- retain-seconds, and with every lease renewal), so it never outlives the stream; should
-      -- it go first (by under a second), the next publish reads the newest entry instead.
+      -- Retention by age: drop entries older than retain-seconds (at the first publish in
+      -- each new second of the channel, judged from the IDs, so at most one XTRIM per channel
+      -- per second and entries outlive the cutoff by under a second), and let an idle
+      -- channel's key expire as a whole retain-seconds after its last publish (PEXPIRE on every
+      -- publish: once a second would save a command but move the expiry by up to a second). The
+      -- state record's expiry moves at those first publishes of a second only (and with every
+      -- lease renewal), so it never outlives the stream; should it go first (by under a
+      -- second), the next publish reads the newest entry instead.
       -- (A new second: prev has not the same digits up to the first ID's seconds, or not its
       -- '-' at the same place.)
       local dash = string.find(first, '-', 1, true)
@@ -480,8 +485,8 @@ enum RedisPublishScript {
         local ms, ttlMs = tonumber(string.sub(first, 1, dash - 1)), tonumber(ttlMsArg)
         if ms > ttlMs then redis.call('XTRIM', key, 'MINID', '~', string.format('%d', ms - ttlMs)) end
         if not leased then redis.call('PEXPIRE', stateKey, ttlMsArg) end
-        redis.call('PEXPIREAT', key, string.format('%d', ms - ms % 1000 + 1000 + ttlMs))
       end
+      redis.call('PEXPIRE', key, ttlMsArg)
       redis.call('SPUBLISH', key, count > 1 and table.concat(notice) or notice)
     end
     if changed and #changed > 0 then redis.call('PEXPIRE', producers, ttlMsArg) end

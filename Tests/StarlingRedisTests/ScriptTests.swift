@@ -96,6 +96,37 @@ final class ScriptTests: XCTestCase {
         XCTAssertEqual(try sharedRedisCLI("XLEN", gone), "1")
     }
 
+    /// Every key the script writes expires: a leased channel whose first batch is final
+    /// (its record held only the lease when the end came) keeps its record's expiry, and a
+    /// busy channel's key expires retain-seconds after its last publish, its record no later.
+    func testEveryKeyTheScriptWritesExpires() throws {
+        let script = try String(contentsOf: repositoryRoot.appendingPathComponent("ops/redis/publish.lua"), encoding: .utf8)
+        let sha = try sharedRedisCLI("SCRIPT", "LOAD", script)
+        let key = "starling:{\(uniqueChannel("expiry"))}"
+        let id = try sharedRedisCLI("EVALSHA", sha, "1", key, "lease", "60000", "1000", "60", "done", "x", "text", "", "1", "", "")
+        XCTAssertNotNil(EventID(id), id)
+        XCTAssertEqual(try sharedRedisCLI("HGET", key + ":state", "e"), "final")
+        XCTAssertEqual(try sharedRedisCLI("HEXISTS", key + ":state", "ms"), "0", "the lease goes with the end")
+        for k in [key, key + ":state"] {
+            let ttl = Int(try sharedRedisCLI("PTTL", k)) ?? -1
+            XCTAssertGreaterThan(ttl, 58_000, "\(k) expires")
+            XCTAssertLessThanOrEqual(ttl, 61_000, k)
+        }
+        // Many publishes over two seconds: the key's expiry follows the last one.
+        let busy = "starling:{\(uniqueChannel("expiry"))}"
+        var last = ""
+        let start = Date()
+        while Date().timeIntervalSince(start) < 2.2 {
+            last = try sharedRedisCLI("EVALSHA", sha, "1", busy, "1000", "2", "token", "a", "text", "", "0", "", "")
+        }
+        let ms = Int(last.split(separator: "-")[0]) ?? 0
+        let expireAt = Int(try sharedRedisCLI("PEXPIRETIME", busy)) ?? -1
+        XCTAssertEqual(Double(expireAt), Double(ms + 2_000), accuracy: 100, "retain-seconds after the last publish")
+        let stateAt = Int(try sharedRedisCLI("PEXPIRETIME", busy + ":state")) ?? -1
+        XCTAssertGreaterThan(stateAt, 0, "the record expires")
+        XCTAssertLessThanOrEqual(stateAt, expireAt, "the record never outlives the stream")
+    }
+
     func testBadScriptArgumentsAreRefusedAndStoreNothing() throws {
         let script = try String(contentsOf: repositoryRoot.appendingPathComponent("ops/redis/publish.lua"), encoding: .utf8)
         let ch = uniqueChannel("script")
