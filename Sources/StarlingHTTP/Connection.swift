@@ -314,8 +314,7 @@ public final class Connection: WheelTimed {
 
     /// Sends `response` as the answer to `request`, after the answers to earlier requests.
     public func respond(to request: Request, _ response: Response, close forceClose: Bool = false) {
-        let lastOfDrain = draining && stopParsing && request.sequence + 1 == handled
-        let close = forceClose || !request.keepAlive || lastOfDrain
+        let close = forceClose || closes(after: request)
         guard isOpen else { return }
         guard answers.isDue(request.sequence) else {
             // Answered ahead of an earlier request (an asynchronous store): held, as bytes.
@@ -334,12 +333,18 @@ public final class Connection: WheelTimed {
     /// straight into the batch's buffer when due, with no Response or array made for it.
     public func respondOK(to request: Request, json body: UnsafeRawBufferPointer) {
         guard isOpen, answers.isDue(request.sequence) else { return respond(to: request, .json(200, bytes: Array(body))) }
-        let close = !request.keepAlive || (draining && stopParsing && request.sequence + 1 == handled)
+        let close = closes(after: request)
         if !closeAfterFlush {
             Response.appendJSON200(body, close: close, to: &answerBuffer)
             answerQueued(close: close)
         }
         answers.sentDue(request.sequence) { bytes, close in enqueueAnswer(bytes, close: close) }
+    }
+
+    /// Whether the answer to `request` is the connection's last: the client asked for
+    /// `close`, or it is the last request handled before a drain.
+    private func closes(after request: Request) -> Bool {
+        !request.keepAlive || (draining && stopParsing && request.sequence + 1 == handled)
     }
 
     private func answer(seq: UInt64, bytes: [UInt8], close: Bool) {
