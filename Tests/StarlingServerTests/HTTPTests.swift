@@ -1,5 +1,6 @@
 // HTTP/1.1 behaviour: pipelining, keep-alive, SSE response headers and opening bytes,
 // health routes, channel info, CORS.
+import Foundation
 import StarlingClient
 import StarlingCore
 import XCTest
@@ -25,6 +26,36 @@ final class HTTPTests: XCTestCase {
             }
             let s = try broker.client.subscribe(ch, lastEventID: "earliest")
             XCTAssertEqual(try s.next(50).map(\.data), (1...50).map { "p-\($0)" })
+        }
+    }
+
+    /// The plain-request fast path (PlainRequest) hands over to http_parser mid-read and
+    /// back: plain, chunked, plain, a request cut across two writes, then a malformed one.
+    /// Every stored publish is answered 200 in order, the malformed one 400, and the
+    /// stream holds exactly the stored events.
+    func testPlainAndOtherRequestsMixedInOneReadAreAnsweredInOrder() throws {
+        try onEachEngine { broker, engine in
+            let ch = uniqueChannel()
+            let path = "/v1/channels/\(ch)/events"
+            let c = try BlockingConnection(port: broker.port)
+            let plain = { (text: String) in
+                StarlingHTTPClient.format("POST", path, headers: [("Content-Type", "text/plain")], body: Array(text.utf8))
+            }
+            let chunked = Array("POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nb1\r\n0\r\n\r\n".utf8)
+            let cut = plain("d1")
+            try c.send(plain("a1") + chunked + plain("c1") + cut[..<(cut.count - 5)])
+            Thread.sleep(forTimeInterval: 0.2)
+            try c.send(Array(cut[(cut.count - 5)...]) + plain("e1") + Array("GET / HTTP/1.1\r\nBad Header\r\n\r\n".utf8))
+            var ids: [EventID] = []
+            for k in 0..<5 {
+                let r = try HTTPResponse.read(from: c)
+                XCTAssertEqual(r.status, 200, "[\(engine)] publish #\(k)")
+                ids.append(EventID(try JSONParser.parse(r.body)["first"]!.stringValue!)!)
+            }
+            XCTAssertEqual(ids, ids.sorted(), "[\(engine)] answers in request order")
+            XCTAssertEqual(try HTTPResponse.read(from: c).status, 400, "[\(engine)] the malformed request")
+            let s = try broker.client.subscribe(ch, lastEventID: "earliest")
+            XCTAssertEqual(try s.next(5).map(\.data), ["a1", "b1", "c1", "d1", "e1"], "[\(engine)]")
         }
     }
 
