@@ -47,20 +47,23 @@ public final class Authorizer: @unchecked Sendable {
             v.add(key, for: alg)
         }
         verifier = v
+        isOpen = v.isEmpty
         cache = TokenCache(capacity: config.cacheCapacity)
     }
 
     /// No key configured: every request is allowed. The CLI must warn loudly.
-    public var isOpen: Bool { verifier.isEmpty }
+    /// Stored, not derived from the key table on each call: every publish asks.
+    public let isOpen: Bool
+
+    /// The grant of open mode, made once (every publish of an open broker gets it).
+    public static let openGrant = Grant(kind: .open, expiresAt: nil, subject: nil, publish: .everything,
+                                         subscribe: .everything, cancel: .everything)
 
     /// Who the token (or its absence) says the caller is, without looking at channels.
     /// Throws 401 for a token that does not verify, has expired or is not yet valid.
     /// For a streaming publish: authenticate at the head, then `grant.check` per event.
     public func authenticate(token: String?, nowSeconds: Int = Authorizer.nowSeconds()) throws(BrokerError) -> Grant {
-        if isOpen {
-            return Grant(kind: .open, expiresAt: nil, subject: nil, publish: .everything, subscribe: .everything,
-                         cancel: .everything)
-        }
+        if isOpen { return Authorizer.openGrant }
         guard let token, !token.isEmpty else {
             return Grant(kind: .anonymous, expiresAt: nil, subject: nil, publish: .none, subscribe: publicSubscribe,
                          cancel: .none)

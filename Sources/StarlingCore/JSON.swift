@@ -158,7 +158,7 @@ public struct JSONParser {
         while j < b.count, b[j] != 0x22, b[j] != 0x5C, b[j] >= 0x20 { j += 1 }
         if j < b.count, b[j] == 0x22 {
             let raw = UnsafeBufferPointer(rebasing: b[i..<j])
-            guard let s = String(validating: raw, as: UTF8.self) else {
+            guard let s = UTF8Text.string(raw) else {
                 i = start; throw fail("invalid UTF-8 in string")
             }
             i = j + 1
@@ -203,7 +203,7 @@ public struct JSONParser {
                 throw fail("invalid escape")
             }
         }
-        guard let s = String(validating: out, as: UTF8.self) else { i = start; throw fail("invalid UTF-8 in string") }
+        guard let s = UTF8Text.string(out) else { i = start; throw fail("invalid UTF-8 in string") }
         return s
     }
 

@@ -48,10 +48,10 @@ enum QuickEvent {
         guard r.i == b.count, let data else { return nil }
         // Strings may hold any UTF-8; the general path refuses invalid sequences. Validated
         // once, while the String is made.
-        guard let text = String(validating: UnsafeBufferPointer(rebasing: b[data]), as: UTF8.self) else { return nil }
+        guard let text = UTF8Text.string(UnsafeBufferPointer(rebasing: b[data])) else { return nil }
         var eventName = "message"
         if let name {
-            guard let n = String(validating: UnsafeBufferPointer(rebasing: b[name]), as: UTF8.self) else { return nil }
+            guard let n = UTF8Text.string(UnsafeBufferPointer(rebasing: b[name])) else { return nil }
             eventName = n
         }
         return EventDraft(name: eventName, data: dataIsString ? .text(text) : .json(text))

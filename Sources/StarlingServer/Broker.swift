@@ -132,10 +132,11 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     }
 
     /// 401/403 unless the request's token allows `action` on every channel.
-    func authorize(_ request: Request, _ action: AuthAction, _ channels: [String]) throws -> Grant {
-        // Open mode ignores tokens and times: look for neither (every publish passes here).
-        if auth.isOpen { return try auth.authorize(token: nil, action: action, channels: channels, nowSeconds: 0) }
-        return try auth.authorize(token: token(request), action: action, channels: channels)
+    func authorize(_ request: Request, _ action: AuthAction, _ channels: @autoclosure () -> [String]) throws -> Grant {
+        // Open mode allows everything: look at no token, time or channel list (every
+        // publish passes here, and the list is then never made).
+        if auth.isOpen { return Authorizer.openGrant }
+        return try auth.authorize(token: token(request), action: action, channels: channels())
     }
 
     /// Who the caller is, for publishes whose channels are known only from the body.

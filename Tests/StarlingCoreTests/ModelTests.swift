@@ -1,4 +1,4 @@
-import StarlingCore
+@testable import StarlingCore
 import XCTest
 
 final class ModelTests: XCTestCase {
@@ -20,6 +20,19 @@ final class ModelTests: XCTestCase {
         XCTAssertTrue(Names.isValidEventName("token.delta:v1"))
         XCTAssertFalse(Names.isValidEventName("a@b"))
         XCTAssertTrue(Names.isReserved("starling.gap"))
+    }
+
+    /// The byte sets are bit masks: every one of the 256 bytes, alone and inside a name,
+    /// against SPEC §3's classes written out.
+    func testNameByteSetsMatchTheSpecClasses() {
+        for c in 0...255 {
+            let b = UInt8(c)
+            let alnum = (0x30...0x39).contains(c) || (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c)
+            let event = alnum || ".-_:".utf8.contains(b)
+            let channel = event || b == 0x40
+            XCTAssertEqual(Names.isValidEventName([0x61, b, 0x62]), event, "event name byte \(c)")
+            XCTAssertEqual(Names.isValidChannel([0x61, b, 0x62]), channel, "channel byte \(c)")
+        }
     }
 
     func testBatchIsCheckedWholeAndNamesTheBadIndex() {
