@@ -37,7 +37,6 @@ let package = Package(
         // Plain Swift, no I/O: events, IDs, the SSE codec, JSON, queues, timers.
         .target(name: "StarlingCore", dependencies: [
             .product(name: "DequeModule", package: "swift-collections"),
-            .product(name: "Atomics", package: "swift-atomics"),
         ], swiftSettings: hotPath),
         // The one wrapper over libuv: loop, timer, cross-loop inbox, signals, loop groups.
         .target(name: "StarlingLoop", dependencies: ["CLibUV"], swiftSettings: hotPath),

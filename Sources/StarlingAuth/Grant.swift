@@ -2,7 +2,9 @@
 // The broker keeps it with a subscription or a streaming publish and asks it per channel.
 import StarlingCore
 
-public struct Grant: Equatable, Sendable {
+/// A class: a grant is handed along with every publish (and kept by streams), and as a
+/// struct of three pattern sets each copy retained six buffers.
+public final class Grant: Equatable, Sendable {
     public enum Kind: Equatable, Sendable {
         case open        // no keys configured: everything is allowed
         case anonymous   // no token: only public-subscribe channels
@@ -24,6 +26,11 @@ public struct Grant: Equatable, Sendable {
          cancel: ChannelPatterns = .none) {
         self.kind = kind; self.expiresAt = expiresAt; self.subject = subject
         self.publish = publish; self.subscribe = subscribe; self.cancel = cancel
+    }
+
+    public static func == (a: Grant, b: Grant) -> Bool {
+        a.kind == b.kind && a.expiresAt == b.expiresAt && a.subject == b.subject
+            && a.publish == b.publish && a.subscribe == b.subscribe && a.cancel == b.cancel
     }
 
     public func permits(_ action: AuthAction, channel: String) -> Bool {

@@ -1,6 +1,6 @@
 // The event model (SPEC §3): what a publisher sends (EventDraft) and what the store
 // keeps (StoredEvent). A StoredEvent carries its SSE encoding, made once at store time.
-import Atomics
+import Synchronization
 
 public enum EventData: Equatable, Sendable {
     /// A JSON string: sent on the wire as its raw text.
@@ -64,15 +64,18 @@ public final class StoredEvent: Sendable {
     /// `id:`/`event:`/`data:` lines and the blank line, encoded once.
     public let sse: SharedBytes
 
-    private let envelopeOnce = ManagedAtomicLazyReference<SharedBytes>()
+    /// Inline in the event (the standard library's atomic, not swift-atomics' Managed
+    /// one, which is an object of its own: one allocation more for every event stored).
+    private let envelopeOnce = AtomicLazyReference<SharedBytes.Storage>()
 
     /// For multiplexed streams: `event:` and `data: {"channel":…,"data":…}` and the blank
     /// line, without `id:` (each subscriber's cursor differs). Encoded on first use, once:
     /// loops racing to make it keep whichever copy was stored first.
     public var envelope: SharedBytes {
-        if let made = envelopeOnce.load() { return made }
-        return envelopeOnce.storeIfNilThenLoad(SharedBytes(SSEEncoder.event(
-            id: nil, name: name, data: "{\"channel\":\(JSONWriter.quoted(channel)),\"data\":\(data.jsonText)}")))
+        if let made = envelopeOnce.load() { return SharedBytes(storage: made) }
+        let made = SharedBytes(SSEEncoder.event(
+            id: nil, name: name, data: "{\"channel\":\(JSONWriter.quoted(channel)),\"data\":\(data.jsonText)}"))
+        return SharedBytes(storage: envelopeOnce.storeIfNil(made.storage))
     }
 
     public init(channel: String, id: EventID, name: String, data: EventData, conflate: String?,

@@ -35,8 +35,8 @@ public struct ProducerTable: Sendable {
     /// ahead or is fenced fails the whole batch (its `eventIndex` names it).
     public func judge(_ drafts: [EventDraft]) -> Result<ProducerVerdict, BrokerError> {
         var verdict = ProducerVerdict(duplicate: [], duplicates: 0, positions: [:])
-        for (k, d) in drafts.enumerated() {
-            guard let producer = d.producer, let seq = d.seq else {
+        for k in drafts.indices {  // by index: a draft copied out would retain its strings
+            guard let producer = drafts[k].producer, let seq = drafts[k].seq else {
                 if !verdict.duplicate.isEmpty { verdict.duplicate.append(false) }
                 continue
             }
@@ -45,7 +45,7 @@ public struct ProducerTable: Sendable {
                 verdict.duplicate.reserveCapacity(drafts.count)
                 verdict.duplicate.append(contentsOf: repeatElement(false, count: k))
             }
-            let epoch = d.epoch ?? 0
+            let epoch = drafts[k].epoch ?? 0
             let current = verdict.positions[producer] ?? positions[producer]
             switch Self.rule(current, epoch: epoch, seq: seq) {
             case .store:

@@ -1,6 +1,11 @@
 // PublishBody: turns a publish request body into checked EventDrafts (SPEC §3, §4).
 // A batch is checked whole before anything is stored: one bad element → an error
 // naming its index (or line), and nothing from the body is published.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 public struct PublishLimits: Sendable {
     public var maxEventBytes: Int
@@ -11,6 +16,20 @@ public enum PublishBody {
     /// The media types a publish accepts, by their essence (parameters stripped).
     public enum MediaType: Equatable, Sendable {
         case json, ndjson, eventStream, plainText
+
+        /// From the header's bytes: the four exact spellings are compared in place (every
+        /// publish asks, twice); anything else takes the String path below.
+        public init?(contentType bytes: UnsafeBufferPointer<UInt8>?) {
+            guard let b = bytes else { return nil }
+            func isText(_ word: StaticString) -> Bool {
+                b.count == word.utf8CodeUnitCount && memcmp(b.baseAddress!, word.utf8Start, b.count) == 0
+            }
+            if isText("application/json") { self = .json; return }
+            if isText("application/x-ndjson") { self = .ndjson; return }
+            if isText("text/plain") { self = .plainText; return }
+            if isText("text/event-stream") { self = .eventStream; return }
+            self.init(contentType: String(decoding: b, as: UTF8.self))
+        }
 
         public init?(contentType: String?) {
             guard let ct = contentType else { return nil }

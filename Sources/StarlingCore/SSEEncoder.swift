@@ -86,36 +86,40 @@ public enum SSEEncoder {
 }
 
 /// Appends bytes to a buffer sized beforehand (the caller computed an upper bound);
-/// overrunning it is a bug, caught by the precondition.
-public struct ByteWriter {
-    private let out: UnsafeMutableRawBufferPointer
-    public private(set) var count = 0
+/// overrunning it is a bug, caught by the precondition. Inlinable: the publish answer and
+/// the RESP commands are written with it from other modules, once per publish.
+@frozen public struct ByteWriter {
+    @usableFromInline let out: UnsafeMutableRawBufferPointer
+    /// Bytes written so far.
+    public var count: Int { written }
+    @usableFromInline var written = 0
 
-    public init(_ out: UnsafeMutableRawBufferPointer) { self.out = out }
+    @inlinable public init(_ out: UnsafeMutableRawBufferPointer) { self.out = out }
 
-    @inline(__always) public mutating func put(byte: UInt8) {
-        precondition(count < out.count, "ByteWriter past its buffer")
-        out[count] = byte
-        count += 1
+    @inlinable @inline(__always) public mutating func put(byte: UInt8) {
+        precondition(written < out.count, "ByteWriter past its buffer")
+        out[written] = byte
+        written += 1
     }
 
-    public mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+    @inlinable public mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) {
         guard bytes.count > 0 else { return }
-        precondition(count + bytes.count <= out.count, "ByteWriter past its buffer")
-        (out.baseAddress! + count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-        count += bytes.count
+        precondition(written + bytes.count <= out.count, "ByteWriter past its buffer")
+        (out.baseAddress! + written).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        written += bytes.count
     }
 
-    public mutating func put(_ text: StaticString) {
+    @inlinable public mutating func put(_ text: StaticString) {
         put(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
-    /// `n` in decimal: two digits per division, written backwards into a scratch of 20
-    /// bytes (UInt64's most) and copied once; every event ID and publish answer has two
-    /// or more of these, and a 13-digit millisecond time took 26 divisions one digit at a time.
-    public mutating func put(decimal n: UInt64) {
+    /// `n` in decimal: two digits per division, written backwards into a scratch of 24
+    /// bytes (UInt64 has at most 20 digits) and copied once; every event ID and publish
+    /// answer has two or more of these, and a 13-digit millisecond time took 26 divisions
+    /// one digit at a time. (Counting the digits first to write in place measured slower.)
+    @inlinable public mutating func put(decimal n: UInt64) {
         var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        let digits = Self.pairs.utf8Start
+        let digits = ByteWriter.pairs.utf8Start
         withUnsafeMutableBytes(of: &scratch) { s in
             var at = 24
             var v = n
@@ -138,7 +142,9 @@ public struct ByteWriter {
         }
     }
 
-    private static let pairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+    @usableFromInline static var pairs: StaticString {
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+    }
 }
 
 #if canImport(Glibc)

@@ -199,10 +199,8 @@ public final class Connection: WheelTimed {
         var at = 0
         while at < bytes.count, let r = PlainRequest.scan(bytes, from: at, limits: limits) {
             _ = parserMessageBegin()
-            var refused = parserURL(UnsafeRawBufferPointer(rebasing: bytes[r.url])) != 0
-            r.forEachHeader(in: bytes) { name, value in
-                if !refused { refused = parserHeaderField(name) != 0 || parserHeaderValue(value) != 0 }
-            }
+            var refused = verdict(reader.appendPlainHead(url: UnsafeRawBufferPointer(rebasing: bytes[r.url]),
+                                                         lines: UnsafeRawBufferPointer(rebasing: bytes[r.headers]))) != 0
             refused = refused || headersComplete(method: r.method, keepAlive: true, contentLength: UInt64(r.contentLength)) != 0
             if !refused, !r.body.isEmpty { refused = parserBody(UnsafeRawBufferPointer(rebasing: bytes[r.body])) != 0 }
             if refused {
@@ -265,7 +263,7 @@ public final class Connection: WheelTimed {
             return -1
         }
         // curl and others wait for this before sending a body (a second, otherwise).
-        if request.sequence == answers.nextToSend, request.header("expect")?.lowercased() == "100-continue" {
+        if request.sequence == answers.nextToSend, request.hasHeader("expect"), request.header("expect")?.lowercased() == "100-continue" {
             sealAnswers()
             queue.pushUnbounded(.init(Connection.continueBytes))
             loop.markDirty(self)
@@ -291,7 +289,7 @@ public final class Connection: WheelTimed {
 
     func parserMessageComplete() -> Int32 {
         guard reader.state == .body else { return 1 }
-        let r = reader.completeMessage()
+        var r = reader.completeMessage()
         servedRequests += 1
         handled = r.sequence + 1
         let idleDue = loop.nowMs + limits.idleTimeoutMs
@@ -307,6 +305,9 @@ public final class Connection: WheelTimed {
         }
         // A stream reads no more requests; pausing makes http_parser_execute return at once.
         if state == .streaming { stopReading() }
+        // Answered already and held by no one (the memory engine's publish): its buffers
+        // serve the next request.
+        else if isKnownUniquelyReferenced(&r) { reader.recycle(r) }
         return 0
     }
 

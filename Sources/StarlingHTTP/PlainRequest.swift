@@ -17,7 +17,8 @@
 struct PlainRequest {
     let method: String
     let url: Range<Int>
-    /// The header lines: from the first one's name to the CR of the last one.
+    /// The header lines: from the first one's name to the blank line's CR (each line with
+    /// its CRLF; empty when there is no header).
     let headers: Range<Int>
     /// The Content-Length (0 without one).
     let contentLength: Int

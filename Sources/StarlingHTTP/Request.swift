@@ -3,38 +3,42 @@
 import Glibc
 #endif
 
-/// A request head as RequestReader gathered it: the URL's bytes, then each header's
-/// lowercased name and its value. Headers become Strings only when looked up.
+/// A request head as RequestReader gathered it: the URL's bytes, then the headers'
+/// lowercased names and their values (back to back from http_parser's callbacks, or the
+/// header lines as sent from the plain reader). Headers become Strings only when looked up.
 struct RequestHead {
     var bytes: [UInt8]
     var urlCount: Int
-    /// Three offsets into `bytes` per header: name start, value start, value end.
+    /// Four offsets into `bytes` per header: name start and end, value start and end.
     var spans: [UInt32]
 
     /// The value of the first header named `name` (lowercase).
     func value(_ name: String) -> String? {
         var name = name
-        return name.withUTF8 { n in
-            bytes.withUnsafeBufferPointer { b in
-                var k = 0
-                while k + 2 < spans.count {
-                    let start = Int(spans[k]), mid = Int(spans[k + 1]), end = Int(spans[k + 2])
-                    k += 3
-                    guard mid - start == n.count, n.count == 0 || memcmp(b.baseAddress! + start, n.baseAddress!, n.count) == 0 else { continue }
-                    return String(decoding: UnsafeBufferPointer(rebasing: b[mid..<end]), as: UTF8.self)
-                }
-                return nil
+        return name.withUTF8 { n in withValue(n) { $0.map { String(decoding: $0, as: UTF8.self) } } }
+    }
+
+    /// Calls `body` with the value bytes of the first header named `name`, or nil.
+    func withValue<R>(_ n: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
+        bytes.withUnsafeBufferPointer { b in
+            var k = 0
+            while k + 3 < spans.count {
+                let start = Int(spans[k]), nameEnd = Int(spans[k + 1]), valueStart = Int(spans[k + 2]), end = Int(spans[k + 3])
+                k += 4
+                guard nameEnd - start == n.count, n.count == 0 || memcmp(b.baseAddress! + start, n.baseAddress!, n.count) == 0 else { continue }
+                return body(UnsafeBufferPointer(rebasing: b[valueStart..<end]))
             }
+            return body(nil)
         }
     }
 
     var all: [(String, String)] {
         var out: [(String, String)] = []
         var k = 0
-        while k + 2 < spans.count {
-            let start = Int(spans[k]), mid = Int(spans[k + 1]), end = Int(spans[k + 2])
-            out.append((String(decoding: bytes[start..<mid], as: UTF8.self), String(decoding: bytes[mid..<end], as: UTF8.self)))
-            k += 3
+        while k + 3 < spans.count {
+            let start = Int(spans[k]), nameEnd = Int(spans[k + 1]), valueStart = Int(spans[k + 2]), end = Int(spans[k + 3])
+            out.append((String(decoding: bytes[start..<nameEnd], as: UTF8.self), String(decoding: bytes[valueStart..<end], as: UTF8.self)))
+            k += 4
         }
         return out
     }
@@ -42,13 +46,25 @@ struct RequestHead {
 
 public final class Request {
     public let method: String
-    /// The raw request target, e.g. `/v1/channels/a/events?lastEventId=1-0`.
-    public let target: String
-    public let path: Substring
-    public let query: [(String, String)]
+    /// The raw request target, e.g. `/v1/channels/a/events?lastEventId=1-0`. Made on first
+    /// use: routing reads the path's bytes (`withPath`), and a publish asks for nothing else.
+    public private(set) lazy var target: String = String(decoding: head.bytes[..<head.urlCount], as: UTF8.self)
+    /// The target up to its `?`, and the query's pairs, percent-decoded, in order: made on
+    /// first use, from `target` (whose invalid UTF-8, if any, is already replaced).
+    public private(set) lazy var path: Substring = {
+        let t = target
+        return t.utf8.firstIndex(of: 0x3F).map { t[..<$0] } ?? t[...]
+    }()
+    public private(set) lazy var query: [(String, String)] = {
+        let t = target
+        guard let q = t.utf8.firstIndex(of: 0x3F) else { return [] }
+        return Request.parseQuery(t[t.utf8.index(after: q)...])
+    }()
     /// Header names lowercased, values as sent, in order (made on each call: use `header`).
     public var headers: [(String, String)] { head.all }
-    private let head: RequestHead
+    private var head: RequestHead
+    /// Bytes of the target before its `?` (all of it when it has none).
+    private let pathCount: Int
     public let keepAlive: Bool
     /// Position of this request on its connection; responses go out in this order.
     public let sequence: UInt64
@@ -58,27 +74,42 @@ public final class Request {
 
     init(method: String, head: RequestHead, keepAlive: Bool, sequence: UInt64) {
         self.method = method
-        let target = String(decoding: head.bytes[..<head.urlCount], as: UTF8.self)
-        self.target = target
         self.head = head
         self.keepAlive = keepAlive
         self.sequence = sequence
         // Byte search: a Character search would run grapheme breaking on every request.
-        var text = target
-        let q = text.withUTF8 { b in
-            b.isEmpty ? nil : memchr(b.baseAddress!, 0x3F, b.count).map { UnsafeRawPointer(b.baseAddress!).distance(to: UnsafeRawPointer($0)) }
+        pathCount = head.bytes.withUnsafeBufferPointer { b in
+            b.isEmpty || head.urlCount == 0 ? 0
+                : memchr(b.baseAddress!, 0x3F, head.urlCount).map { UnsafeRawPointer(b.baseAddress!).distance(to: UnsafeRawPointer($0)) }
+                    ?? head.urlCount
         }
-        if let q = q.map({ target.utf8.index(target.utf8.startIndex, offsetBy: $0) }) {
-            path = target[..<q]
-            query = Request.parseQuery(target[target.utf8.index(after: q)...])
-        } else {
-            path = target[...]
-            query = []
-        }
+    }
+
+    /// Calls `body` with the path's bytes as they arrived (no String is made).
+    public func withPath<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try head.bytes.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[..<pathCount])) }
     }
 
     /// The first header named `name` (lowercase), read from the head's bytes.
     public func header(_ name: String) -> String? { head.value(name) }
+
+    /// Whether a header named `name` (lowercase) was sent, found without making a String.
+    public func hasHeader(_ name: StaticString) -> Bool { withHeader(name) { $0 != nil } }
+
+    /// Calls `body` with the value bytes of the first header named `name` (lowercase), or
+    /// nil when there is none: for checks that need no String.
+    public func withHeader<R>(_ name: StaticString, _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
+        head.withValue(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), body)
+    }
+
+    /// Hands this request's buffers, emptied and with their capacity, to the next request
+    /// read on its connection (RequestReader.recycle): only once no one else holds it.
+    func takeBuffers() -> (head: [UInt8], spans: [UInt32], body: [UInt8]) {
+        var h: [UInt8] = [], s: [UInt32] = [], b: [UInt8] = []
+        swap(&h, &head.bytes); swap(&s, &head.spans); swap(&b, &body)
+        h.removeAll(keepingCapacity: true); s.removeAll(keepingCapacity: true); b.removeAll(keepingCapacity: true)
+        return (h, s, b)
+    }
 
     /// `Content-Type`, read once: a publish asks for it at its head and again at its body.
     public private(set) lazy var contentType: String? = header("content-type")

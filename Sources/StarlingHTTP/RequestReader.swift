@@ -27,7 +27,7 @@ struct RequestReader {
     /// and value back to back. The Request takes it whole; no String is made per header.
     private var head: [UInt8] = []
     private var urlCount = 0
-    /// Per header, three offsets into `head`: name start, value start, value end.
+    /// Per header, four offsets into `head`: name start and end, value start and end.
     private var spans: [UInt32] = []
     /// Where the header being read begins, and its value (once a value byte arrived).
     private var fieldStart = 0
@@ -40,12 +40,11 @@ struct RequestReader {
 
     mutating func beginHead(nowMs: UInt64) {
         precondition(state == .betweenRequests, "a request begins only between requests")
-        // The last Request took the buffers: start fresh ones, sized for a usual head.
-        head = []
-        head.reserveCapacity(256)
-        // Room for 8 headers: one allocation, where growing from empty took three.
-        spans = []
-        spans.reserveCapacity(24)
+        // The last Request took the buffers, unless it gave them back (`recycle`): then
+        // they are empty and keep their room. Else fresh ones, sized for a usual head;
+        // room for 8 headers is one allocation, where growing from empty took three.
+        if head.capacity == 0 { head.reserveCapacity(256) }
+        if spans.capacity == 0 { spans.reserveCapacity(32) }
         urlCount = 0
         inHeader = false
         lastWasValue = false
@@ -85,6 +84,40 @@ struct RequestReader {
         return countHead(b.count)
     }
 
+    /// The head of a plain request (PlainRequest checked its shape): the URL, then the
+    /// header lines as sent, `lines` ending with the last line's CRLF (empty: no header).
+    /// Two appends where the parser's callbacks make one per name and value; names are
+    /// lowercased in place and the spans skip the `:`, blanks and CRLFs, so lookups and
+    /// `headers` read what the callbacks would have gathered (RequestReaderTests).
+    mutating func appendPlainHead(url: UnsafeRawBufferPointer, lines: UnsafeRawBufferPointer) -> HTTPError? {
+        precondition(state == .head && !inHeader && urlCount == 0, "a plain head is read whole")
+        if let error = appendURL(url) { return error }
+        guard !lines.isEmpty else { return nil }
+        let start = head.count
+        head.append(contentsOf: lines.bindMemory(to: UInt8.self))
+        var counted = 0
+        head.withUnsafeMutableBufferPointer { h in
+            var i = start
+            while i < h.count {
+                let nameStart = i
+                while h[i] != 0x3A {
+                    if h[i] >= 0x41 && h[i] <= 0x5A { h[i] |= 0x20 }
+                    i += 1
+                }
+                let nameEnd = i
+                i += 1
+                while h[i] == 0x20 || h[i] == 0x09 { i += 1 }
+                let valueStart = i
+                while h[i] != 0x0D { i += 1 }
+                spans.append(UInt32(nameStart)); spans.append(UInt32(nameEnd))
+                spans.append(UInt32(valueStart)); spans.append(UInt32(i))
+                counted += nameEnd - nameStart + i - valueStart
+                i += 2
+            }
+        }
+        return countHead(counted)
+    }
+
     private mutating func countHead(_ n: Int) -> HTTPError? {
         headBytes += n
         if headBytes > limits.maxHeadBytes {
@@ -101,6 +134,7 @@ struct RequestReader {
         }
         spans.append(UInt32(fieldStart))
         spans.append(UInt32(valueStart))
+        spans.append(UInt32(valueStart))
         spans.append(UInt32(head.count))
         inHeader = false
         lastWasValue = false
@@ -115,6 +149,7 @@ struct RequestReader {
                         keepAlive: keepAlive, sequence: begun - 1)
         head = []
         spans = []
+        if spareBody.capacity > 0 { swap(&r.body, &spareBody) }
         request = r
         headBeganMs = nil
         state = .body
@@ -141,8 +176,26 @@ struct RequestReader {
         }
     }
 
+    /// A request answered and held by no one else gives its buffers to the next one: a
+    /// publisher's keep-alive connection then reads request after request with no
+    /// allocation for them. Buffers grown past a usual request's size are let go (a
+    /// connection keeps no 4 MB body's room for its life).
+    mutating func recycle(_ r: Request) {
+        guard state == .betweenRequests else { return }
+        let (h, s, b) = r.takeBuffers()
+        if head.capacity == 0, h.capacity <= Self.keptHeadBytes { head = h }
+        if spans.capacity == 0, s.capacity <= 128 { spans = s }
+        if spareBody.capacity == 0, b.capacity <= Self.keptBodyBytes { spareBody = b }
+    }
+
+    static let keptHeadBytes = 4096
+    static let keptBodyBytes = 16384
+
+    /// An empty body buffer kept from a recycled request, for the next one.
+    private var spareBody: [UInt8] = []
+
     /// A stream reads no more requests: give back the parse buffers (idle memory).
     mutating func releaseBuffers() {
-        head = []; spans = []
+        head = []; spans = []; spareBody = []
     }
 }

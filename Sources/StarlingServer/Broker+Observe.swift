@@ -12,7 +12,7 @@ extension Broker {
     /// Every answer passes here; an SSE stream when it starts (`stream: true`: its access
     /// line is written when it ends, with its bytes and duration).
     func answered(_ request: Request, status: Int, bytes: Int, error: BrokerError? = nil, stream: Bool = false) {
-        let route = MetricRoute.of(method: request.method, path: request.path)
+        let route = MetricRoute.of(request)
         let seconds = Double(MonotonicClock.nowNs() &- request.receivedNs) / 1e9
         metrics.countResponse(route, status: status, seconds: seconds)
         if status == 401 || status == 403 { refused(request, route, status, error) }
@@ -79,7 +79,7 @@ extension Broker {
     private func accessFields(_ request: Request?, _ route: MetricRoute, status: Int, bytes: Int, seconds: Double) -> Logger.Metadata {
         var channel = "-"
         if let request {
-            if let r = try? Route.match(request.path) {
+            if let r = try? Route.match(request) {
                 switch r {
                 case .channelEvents(let ch), .channelInfo(let ch): channel = ch
                 case .events where request.method == "GET": channel = request.queryValues("channel").filter(Names.isValidChannel).joined(separator: ",")

@@ -68,7 +68,7 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
 
     public func handle(_ request: Request, on connection: Connection) {
         do {
-            let route = try Route.match(request.path)
+            let route = try Route.match(request)
             if request.method == "OPTIONS", route.allowedMethods.contains("OPTIONS") {
                 let preflight = cors.preflight(for: request, methods: route.allowedMethods)
                 answered(request, status: preflight.status, bytes: preflight.body.count)

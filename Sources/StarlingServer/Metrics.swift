@@ -3,6 +3,7 @@
 // scrape time (`+`) and rendered in the Prometheus text format (`render(loops:)`,
 // MetricsText).
 
+import StarlingHTTP
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,9 +15,9 @@ public enum MetricRoute: String, CaseIterable, Sendable {
     case health, metrics, client, other
 
     /// Read from the path's bytes (every publish passes here), compared in place.
-    static func of(method: String, path: Substring) -> MetricRoute {
-        var path = path
-        return path.withUTF8 { u in
+    static func of(_ request: Request) -> MetricRoute {
+        let method = request.method
+        return request.withPath { u in
             func has(_ word: StaticString, at k: Int) -> Bool {
                 k >= 0 && k + word.utf8CodeUnitCount <= u.count
                     && memcmp(u.baseAddress! + k, word.utf8Start, word.utf8CodeUnitCount) == 0

@@ -10,18 +10,23 @@ extension Broker {
     var publishLimits: PublishLimits { PublishLimits(maxEventBytes: config.maxEventBytes) }
 
     func mediaType(_ request: Request) throws -> PublishBody.MediaType {
-        guard let type = PublishBody.MediaType(contentType: request.contentType) else {
+        guard let type = Self.mediaType(of: request) else {
             throw BrokerError(.unsupportedMedia, "unsupported_media_type",
                 "send application/json, application/x-ndjson, text/event-stream or text/plain (got \(request.contentType ?? "none"))")
         }
         return type
     }
 
+    /// The body's media type, from the header's bytes (nil: none, or not one we take).
+    static func mediaType(of request: Request) -> PublishBody.MediaType? {
+        request.withHeader("content-type") { PublishBody.MediaType(contentType: $0) }
+    }
+
     /// Streams NDJSON and SSE publish bodies; everything else is buffered.
     public func bodyStream(for request: Request, on connection: Connection) -> BodyStream? {
         // Only NDJSON and SSE bodies stream; decide on the media type before routing.
-        guard request.method == "POST", let type = PublishBody.MediaType(contentType: request.contentType),
-              type == .ndjson || type == .eventStream, let route = try? Route.match(request.path) else { return nil }
+        guard request.method == "POST", let type = Self.mediaType(of: request),
+              type == .ndjson || type == .eventStream, let route = try? Route.match(request) else { return nil }
         let channel: String?
         let grant: Grant
         let leaseMs: UInt64?
@@ -59,7 +64,7 @@ extension Broker {
 
     /// `Starling-Lease: <seconds>`: the lease of every event of the body that names none.
     func leaseHeader(_ request: Request) throws -> UInt64? {
-        guard let text = request.header("starling-lease") else { return nil }
+        guard request.hasHeader("starling-lease"), let text = request.header("starling-lease") else { return nil }
         guard let ms = PublishBody.leaseMs(text) else {
             throw BrokerError(.badRequest, "bad_lease", "Starling-Lease must be a number of seconds from 1 to 86400")
         }
@@ -216,16 +221,27 @@ struct PublishTally {
 
     /// Calls `body` with `{"count","first","last"[,"duplicates"]}`, written on the stack.
     func withAnswerBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        // Four numbers of at most 20 digits and the fixed text: under 160 bytes.
-        withUnsafeTemporaryAllocation(byteCount: 160, alignment: 1) { buffer in
+        // Six numbers of at most 20 digits and 47 bytes of fixed text: under 192 bytes.
+        withUnsafeTemporaryAllocation(byteCount: 192, alignment: 1) { buffer in
             var w = ByteWriter(buffer)
             func put(_ id: EventID?) {
                 guard let id else { return w.put("null") }
                 w.put(byte: 0x22); w.put(decimal: id.ms); w.put(byte: 0x2D); w.put(decimal: id.seq); w.put(byte: 0x22)
             }
             w.put("{\"count\":"); w.put(decimal: UInt64(count))
-            w.put(",\"first\":"); put(first)
-            w.put(",\"last\":"); put(last)
+            w.put(",\"first\":")
+            let firstStart = w.count
+            put(first)
+            let firstEnd = w.count
+            w.put(",\"last\":")
+            if let first, last == first {
+                // One event: the same ID again, copied rather than formatted twice.
+                let copy = UnsafeBufferPointer(start: buffer.baseAddress!.advanced(by: firstStart).assumingMemoryBound(to: UInt8.self),
+                                               count: firstEnd - firstStart)
+                w.put(copy)
+            } else {
+                put(last)
+            }
             if duplicates > 0 { w.put(",\"duplicates\":"); w.put(decimal: UInt64(duplicates)) }
             w.put(byte: 0x7D)
             return body(UnsafeRawBufferPointer(rebasing: buffer[..<w.count]))

@@ -24,21 +24,24 @@ enum Route {
         }
     }
 
-    /// The route for `path`, or an HTTP error (404 unknown, 400 bad channel name).
-    static func match(_ path: Substring) throws -> Route {
-        // /v1/channels/{ch}, /v1/channels/{ch}/events or /v1/channels/{ch}/cancel, read as
-        // contiguous bytes (every publish passes here): no String made but the channel's.
-        var bytes = path
-        if let route = try bytes.withUTF8({ try channelRoute($0) }) { return route }
-        switch path {
-        case "/healthz": return .healthz
-        case "/readyz": return .readyz
-        case "/metrics": return .metrics
-        case "/v1/events": return .events
-        case "/starling.js": return .clientModule
-        case "/", "/demo": return .demo
-        default: throw HTTPError(404, "not_found", "no route for \(path)")
+    /// The route for the request's path, or an HTTP error (404 unknown, 400 bad channel
+    /// name). Read from the path's bytes (every publish passes here): no String is made
+    /// but the channel's.
+    static func match(_ request: Request) throws -> Route { try request.withPath { try match($0) } }
+
+    static func match(_ u: UnsafeBufferPointer<UInt8>) throws -> Route {
+        // /v1/channels/{ch}, /v1/channels/{ch}/events or /v1/channels/{ch}/cancel.
+        if let route = try channelRoute(u) { return route }
+        func isPath(_ word: StaticString) -> Bool {
+            u.count == word.utf8CodeUnitCount && (u.isEmpty || memcmp(u.baseAddress!, word.utf8Start, u.count) == 0)
         }
+        if isPath("/healthz") { return .healthz }
+        if isPath("/readyz") { return .readyz }
+        if isPath("/metrics") { return .metrics }
+        if isPath("/v1/events") { return .events }
+        if isPath("/starling.js") { return .clientModule }
+        if isPath("/") || isPath("/demo") { return .demo }
+        throw HTTPError(404, "not_found", "no route for \(String(decoding: u, as: UTF8.self))")
     }
 
     /// A route under `/v1/channels/`, nil for any other path.

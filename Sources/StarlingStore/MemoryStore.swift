@@ -131,18 +131,19 @@ public final class MemoryStore: EventStore {
         channel.producers.record(verdict)
         var stored: [StoredEvent] = []
         stored.reserveCapacity(drafts.count - verdict.duplicates)
-        for (k, d) in drafts.enumerated() where !verdict.isDuplicate(k) {
+        // By index, not `for d in`: each EventDraft copied out would retain its five strings.
+        for k in drafts.indices where !verdict.isDuplicate(k) {
             let id = EventID.next(after: channel.lastID, nowMs: now)
-            let e = StoredEvent(channel: name, id: id, draft: d, storedAtMs: now)
+            let e = StoredEvent(channel: name, id: id, draft: drafts[k], storedAtMs: now)
             channel.events.append(e)
             channel.lastID = id
-            if d.final {
+            if e.final {
                 channel.finalID = id
-                channel.state = ChannelState(finalEventNamed: d.name)
+                channel.state = ChannelState(finalEventNamed: e.name)
             }
             stored.append(e)
         }
-        if let ms = drafts.last(where: { $0.leaseMs != nil })?.leaseMs { channel.leaseMs = ms }
+        if let k = drafts.lastIndex(where: { $0.leaseMs != nil }), let ms = drafts[k].leaseMs { channel.leaseMs = ms }
         renewLease(channel, nowMs: now)
         channel.lastAppendMs = now
         if !channel.queued { enqueue(channel, dueMs: now + retainMs) }

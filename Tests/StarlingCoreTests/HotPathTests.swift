@@ -38,6 +38,29 @@ final class HotPathTests: XCTestCase {
         }
     }
 
+    /// The eight-byte step of the string scan, against a byte-by-byte oracle; then strings
+    /// long enough to take it, with a byte that ends or spoils them at every offset.
+    func testEightByteStringScanFindsEveryEnd() {
+        var rng = SystemRandomNumberGenerator()
+        let interesting: [UInt8] = [0x00, 0x1F, 0x20, 0x21, 0x22, 0x23, 0x5B, 0x5C, 0x5D, 0x7F, 0x80, 0xA2, 0xDC, 0xFF, 0x61]
+        for _ in 0..<50_000 {
+            let bytes = (0..<8).map { _ in interesting.randomElement(using: &rng)! }
+            let w = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+            XCTAssertEqual(QuickEvent.Reader.mayEndString(w), bytes.contains { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 }, "\(bytes)")
+        }
+        for n in 0..<40 {
+            let before = String(repeating: "a", count: n), after = String(repeating: "b", count: 20)
+            for body in [#"{"data":"\#(before)"}"#, #"{"data":"\#(before)\n\#(after)"}"#, #"{"data":"\#(before)\"\#(after)"}"#,
+                         "{\"data\":\"\(before)\u{01}\(after)\"}", #"{"data":"\#(before)é\#(after)"}"#,
+                         #"{"data":{"k":"\#(before)","pad":"\#(after)"}}"#] {
+                let quick = Array(body.utf8).withUnsafeBufferPointer { QuickEvent.parse($0) }
+                guard let quick else { continue }
+                XCTAssertEqual(quick, general(body), body)
+            }
+            XCTAssertEqual(Array(#"{"data":"\#(before)"}"#.utf8).withUnsafeBufferPointer { QuickEvent.parse($0) }?.data, .text(before))
+        }
+    }
+
     func testParseJSONStillChecksNamesAndSizes() {
         XCTAssertThrowsError(try PublishBody.parseJSON(Array(#"{"data":"x","event":"starling.gap"}"#.utf8),
                                                        limits: .init(maxEventBytes: 100), channelKey: false))

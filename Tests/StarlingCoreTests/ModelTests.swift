@@ -1,4 +1,4 @@
-@testable import StarlingCore
+import StarlingCore
 import XCTest
 
 final class ModelTests: XCTestCase {
@@ -19,6 +19,10 @@ final class ModelTests: XCTestCase {
         XCTAssertFalse(Names.isValidChannel(String(repeating: "x", count: 201)))
         XCTAssertTrue(Names.isValidEventName("token.delta:v1"))
         XCTAssertFalse(Names.isValidEventName("a@b"))
+        XCTAssertTrue(Names.isValidChannel(String(repeating: "x", count: 200)))
+        XCTAssertTrue(Names.isValidEventName(String(repeating: "e", count: 64)))
+        XCTAssertFalse(Names.isValidEventName(String(repeating: "e", count: 65)))
+        XCTAssertFalse(Names.isValidEventName(""))
         XCTAssertTrue(Names.isReserved("starling.gap"))
     }
 
@@ -30,8 +34,10 @@ final class ModelTests: XCTestCase {
             let alnum = (0x30...0x39).contains(c) || (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c)
             let event = alnum || ".-_:".utf8.contains(b)
             let channel = event || b == 0x40
-            XCTAssertEqual(Names.isValidEventName([0x61, b, 0x62]), event, "event name byte \(c)")
-            XCTAssertEqual(Names.isValidChannel([0x61, b, 0x62]), channel, "channel byte \(c)")
+            [0x61, b, 0x62].withUnsafeBufferPointer { name in
+                XCTAssertEqual(Names.isValidEventName(name), event, "event name byte \(c)")
+                XCTAssertEqual(Names.isValidChannel(name), channel, "channel byte \(c)")
+            }
         }
     }
 
