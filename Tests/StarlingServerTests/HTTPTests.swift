@@ -59,6 +59,36 @@ final class HTTPTests: XCTestCase {
         }
     }
 
+    /// A connection's request buffers serve its next request once a publish is answered
+    /// (RequestReader.recycle): bodies and heads that shrink, grow past what is kept, and
+    /// shrink again, pipelined and one by one, must each be stored exactly as sent, with no
+    /// byte of an earlier request showing through.
+    func testRecycledRequestBuffersNeverLeakAnEarlierRequest() throws {
+        try onEachEngine { broker, engine in
+            let ch = uniqueChannel()
+            let path = "/v1/channels/\(ch)/events"
+            let c = try BlockingConnection(port: broker.port)
+            let sizes = [3000, 5, 40_000, 1, 17_000, 2, 16_383, 16_385, 7]
+            let texts = sizes.enumerated().map { k, n in String(repeating: String(UnicodeScalar(UInt8(0x61 + k))), count: n) }
+            func request(_ text: String, padding: Int) -> [UInt8] {
+                StarlingHTTPClient.format("POST", path, headers: [("Content-Type", "text/plain"), ("X-Pad", String(repeating: "p", count: padding))],
+                                          body: Array(text.utf8))
+            }
+            // The first half pipelined in one write, the rest one at a time.
+            try c.send(texts.prefix(4).enumerated().flatMap { k, t in request(t, padding: k % 2 == 0 ? 5000 : 1) })
+            for _ in 0..<4 { XCTAssertEqual(try HTTPResponse.read(from: c).status, 200, "[\(engine)]") }
+            for (k, t) in texts.dropFirst(4).enumerated() {
+                try c.send(request(t, padding: k % 2 == 0 ? 1 : 6000))
+                XCTAssertEqual(try HTTPResponse.read(from: c).status, 200, "[\(engine)]")
+            }
+            let s = try broker.client.subscribe(ch, lastEventID: "earliest")
+            let got = try s.next(texts.count).map(\.data)
+            // Sizes, then the bytes (without printing 100 KB when they differ).
+            XCTAssertEqual(got.map(\.utf8.count), sizes, "[\(engine)]")
+            XCTAssertTrue(got == texts, "[\(engine)] a stored event differs from what was sent")
+        }
+    }
+
     func testSSEResponseHeadersAndImmediateOpeningBytes() throws {
         try onEachEngine { broker, _ in
             let s = try broker.client.subscribe(uniqueChannel())
