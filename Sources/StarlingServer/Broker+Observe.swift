@@ -10,9 +10,11 @@ import StarlingHTTP
 
 extension Broker {
     /// Every answer passes here; an SSE stream when it starts (`stream: true`: its access
-    /// line is written when it ends, with its bytes and duration).
-    func answered(_ request: Request, status: Int, bytes: Int, error: BrokerError? = nil, stream: Bool = false) {
-        let route = MetricRoute.of(request)
+    /// line is written when it ends, with its bytes and duration). `route`: when the caller
+    /// knows it (a publish's answer), the path is not read again.
+    func answered(_ request: Request, status: Int, bytes: Int, error: BrokerError? = nil, stream: Bool = false,
+                  route known: MetricRoute? = nil) {
+        let route = known ?? MetricRoute.of(request)
         let seconds = Double(MonotonicClock.nowNs() &- request.receivedNs) / 1e9
         metrics.countResponse(route, status: status, seconds: seconds)
         if status == 401 || status == 403 { refused(request, route, status, error) }

@@ -115,7 +115,7 @@ extension Broker {
         if let failure = tally.failure { return respond(request, connection, failure.httpError.response) }
         guard cors.headers(for: request).isEmpty else { return respond(request, connection, .json(200, bytes: tally.answerBytes())) }
         tally.withAnswerBytes { body in
-            answered(request, status: 200, bytes: body.count)
+            answered(request, status: 200, bytes: body.count, route: .publish)  // POST /v1/channels/{ch}/events
             connection.respondOK(to: request, json: body)
         }
     }
