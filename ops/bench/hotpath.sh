@@ -20,12 +20,23 @@
 # 10 s head timeout the publishers (connected first) would otherwise get; heartbeats every
 # 300 s, not run.sh's 5 s, as callgrind stretches time 40-fold and heartbeats would count
 # 40 times over.
+#
+# The Redis engine (`--redis URL` or `--redis-cluster` among the serve flags) has a periodic
+# check on the wall clock: every 500 ms each watched channel that had no notification since
+# the last check is read (XRANGE) at 1, 2, 4 ticks apart (RedisStore.tick). At real speed
+# every one of the 2,000 channels gets ~5 publishes between two checks, so no channel is
+# read; under callgrind the broker publishes ~500/s, a channel gets one every ~4 s, every
+# channel looks quiet and the checks, 40 times too frequent for the work done, were a
+# quarter of the count. PERIODIC=skip (the default with --redis) leaves out what that
+# check costs (callgrind --toggle-collect on RedisStore.tick and on RedisStore.filled, the
+# handler of its replies); PERIODIC=count counts everything, as the memory engine does.
+# The hiredis parsing of those replies (a few hundred instructions each) still counts.
 set -euo pipefail
 TOOL=${1:?callgrind or strace}; SERVER=${2:?starling or floor}; shift 2
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SCRATCH=${STARLING_SCRATCH:-$ROOT/.build}
 BIN="$SCRATCH/release"
-WINDOW=${WINDOW:-20} RATE=${RATE:-20000}
+WINDOW=${WINDOW:-20} RATE=${RATE:-20000} PERIODIC=${PERIODIC:-skip}
 DURATION=$((WINDOW + 15))  # publishing outlasts the counted window on both sides
 OUT=${OUT:-$(mktemp -d /tmp/starling-hotpath.XXXXXX)}
 mkdir -p "$OUT"
@@ -43,11 +54,22 @@ esac
 
 # valgrind 3.19 cannot read the DWARF 5 that swiftc writes: count a copy without it (the
 # symbol table stays, so the profile still names functions).
+TOGGLE=()
 if [ "$TOOL" = callgrind ] && [ "$SERVER" = starling ]; then
   objcopy --strip-debug "${CMD[0]}" "$OUT/starling"; CMD[0]="$OUT/starling"
+  case " $* " in
+    *" --redis"*) if [ "$PERIODIC" = skip ]; then
+        # Swift's mangled names: RedisStore is "05RedisB0" in module StarlingStore. A
+        # --toggle-collect implies --collect-atstart=no: given after it, yes wins.
+        TOGGLE=('--toggle-collect=$s13StarlingStore05RedisB0C4tick5nowMs*'
+                '--toggle-collect=$s13StarlingStore05RedisB0C6filled*' --collect-atstart=yes)
+        echo "PERIODIC=skip: the Redis engine's periodic check is not counted" >&2
+      fi ;;
+  esac
 fi
 case "$TOOL" in
-  callgrind) env -u STARLING_SCRATCH -u STARLING_FLOOR_SRC valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" "${CMD[@]}" 2>"$OUT/server.err" & ;;
+  callgrind) env -u STARLING_SCRATCH -u STARLING_FLOOR_SRC valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
+               "${TOGGLE[@]}" "${CMD[@]}" 2>"$OUT/server.err" & ;;
   strace) env -u STARLING_SCRATCH -u STARLING_FLOOR_SRC "${CMD[@]}" 2>"$OUT/server.err" & ;;
   *) echo "hotpath.sh: unknown tool $TOOL" >&2; exit 64 ;;
 esac
@@ -62,9 +84,13 @@ LOAD_PID=$!
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 # Wait until the 4,000 subscribers are in (starling: its subscriber gauge; the floor, which
 # subscribes on a connection's first read: open descriptors), then count for WINDOW seconds.
+# Starling counts a subscriber before its first read of the store is answered, and under
+# callgrind the Redis engine's 4,000 reads (XINFO STREAM each) take seconds: the window
+# starts 2 s after the first publish, which the load tool sends once every stream is open.
 while :; do
   kill -0 $LOAD_PID 2>/dev/null || { cat "$OUT/load.txt" >&2; exit 1; }
-  if [ "$SERVER" = starling ]; then [ "$(metric starling_subscribers)" = 4000 ] && sleep 2 && break
+  if [ "$SERVER" = starling ]; then
+    [ "$(metric starling_subscribers)" = 4000 ] && [ "$(metric starling_events_published_total)" -gt 0 ] 2>/dev/null && sleep 2 && break
   else [ "$(find "/proc/$SERVER_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)" -ge 4004 ] && break; fi
   sleep 0.1
 done
