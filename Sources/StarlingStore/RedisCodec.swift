@@ -8,15 +8,21 @@ enum RedisKeys {
     /// tag keeps every key of a channel in one Redis Cluster slot.
     static func stream(_ channel: String) -> String { "starling:{\(channel)}" }
 
+    /// The stream's name as a command argument, with no String made on the way.
+    static func addStream(_ channel: String, to command: inout RedisCommand) {
+        command.add("starling:{", channel, "}")
+    }
+
     /// The channel of a stream key / notification channel name, nil if not one of ours.
     /// Compared as bytes, as a notification carries the name (String prefix and suffix
     /// tests walk Characters, on every notification).
-    static func channel(fromStream key: [UInt8]) -> String? {
+    static func channel<Bytes: RandomAccessCollection>(fromStream key: Bytes) -> String? where Bytes.Element == UInt8, Bytes.Index == Int {
         let prefix: StaticString = "starling:{"
         let n = prefix.utf8CodeUnitCount
-        guard key.count > n + 1, key[key.count - 1] == 0x7D else { return nil }
-        for k in 0..<n where key[k] != prefix.utf8Start[k] { return nil }
-        return String(decoding: key[n..<(key.count - 1)], as: UTF8.self)
+        let s = key.startIndex
+        guard key.count > n + 1, key[key.endIndex - 1] == 0x7D else { return nil }
+        for k in 0..<n where key[s + k] != prefix.utf8Start[k] { return nil }
+        return String(decoding: key[(key.startIndex + n)..<(key.endIndex - 1)], as: UTF8.self)
     }
 }
 
@@ -41,31 +47,39 @@ struct RedisStreamInfo {
 enum RedisCodec {
     static let fieldsPerEvent = 7
 
-    /// The script's ARGV for one batch: retention, then 7 arguments per event.
-    static func publishArguments(_ drafts: [EventDraft], retainEvents: Int, retainSeconds: Int) -> [[UInt8]] {
-        var args: [[UInt8]] = [Array(String(retainEvents).utf8), Array(String(retainSeconds).utf8)]
-        args.reserveCapacity(2 + drafts.count * fieldsPerEvent)
+    /// Adds the script's ARGV for one batch to `command`: retention, then 7 arguments per
+    /// event, each written straight into the command's buffer.
+    static func addPublishArguments(_ drafts: [EventDraft], retainEvents: Int, retainSeconds: Int, to command: inout RedisCommand) {
+        command.add(retainEvents)
+        command.add(retainSeconds)
         for d in drafts {
-            let (kind, data): (String, String) = {
-                switch d.data {
-                case .text(let s): return ("text", s)
-                case .json(let s): return ("json", s)
-                }
-            }()
-            args.append(Array(d.name.utf8))
-            args.append(Array(data.utf8))
-            args.append(Array(kind.utf8))
-            args.append(Array((d.conflate ?? "").utf8))
-            args.append(d.final ? [UInt8(ascii: "1")] : [UInt8(ascii: "0")])
+            command.add(d.name)
+            switch d.data {
+            case .text(let s): command.add(s); command.add("text" as StaticString)
+            case .json(let s): command.add(s); command.add("json" as StaticString)
+            }
+            if let c = d.conflate { command.add(c) } else { command.add("" as StaticString) }
+            command.add(d.final ? "1" as StaticString : "0")
             // The script reads a producer without a seq (or the reverse) as no producer, as
             // the memory engine does.
-            let idempotent = d.producer != nil && d.seq != nil
-            args.append(idempotent ? Array(d.producer!.utf8) : [])
-            // `<seq>`, or `<epoch>:<seq>` when the event names an epoch.
-            let position = d.epoch.map { "\($0):\(d.seq ?? 0)" } ?? d.seq.map { String($0) } ?? ""
-            args.append(idempotent ? Array(position.utf8) : [])
+            if let producer = d.producer, let seq = d.seq {
+                command.add(producer)
+                // `<seq>`, or `<epoch>:<seq>` when the event names an epoch.
+                if let epoch = d.epoch { command.add("\(epoch):\(seq)") } else { command.add(Int(seq)) }
+            } else {
+                command.add("" as StaticString)
+                command.add("" as StaticString)
+            }
         }
-        return args
+    }
+
+    /// The bytes `publishArguments` will take, about (the command's first capacity).
+    static func publishArgumentBytes(_ drafts: [EventDraft]) -> Int {
+        var n = 48
+        for d in drafts {
+            n += 7 * 16 + d.name.utf8.count + d.data.wireText.utf8.count + (d.conflate?.utf8.count ?? 0) + (d.producer?.utf8.count ?? 0)
+        }
+        return n
     }
 
     /// The script's `SEQGAP|FENCED starling: event [k]: <message>` as the broker's error,

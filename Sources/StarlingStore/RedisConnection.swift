@@ -59,61 +59,42 @@ final class RedisConnection {
     /// Queues one command (pipelined behind the others); `completion` gets its reply, or
     /// nil if the connection drops first. False (and no completion) when not connected.
     @discardableResult
-    func send(_ args: [[UInt8]], _ completion: Completion? = nil) -> Bool {
+    func send(_ command: RedisCommand, _ completion: Completion? = nil) -> Bool {
         guard isConnected, let ac = context else { return false }
-        return enqueue(ac, args, completion)
+        return enqueue(ac, command, completion)
     }
 
     @discardableResult
     func send(_ args: [String], _ completion: Completion? = nil) -> Bool {
-        send(args.map { Array($0.utf8) }, completion)
+        send(RedisCommand(args), completion)
     }
 
     /// SUBSCRIBE/UNSUBSCRIBE: their confirmations and the channel's messages reach `onPush`.
     @discardableResult
-    func subscribe(_ channel: String) -> Bool { pubsubCommand(["SUBSCRIBE", channel]) }
+    func subscribe(_ channel: String) -> Bool { pubsubCommand(RedisCommand("SUBSCRIBE", channel)) }
 
     @discardableResult
-    func unsubscribe(_ channel: String) -> Bool { pubsubCommand(["UNSUBSCRIBE", channel]) }
+    func unsubscribe(_ channel: String) -> Bool { pubsubCommand(RedisCommand("UNSUBSCRIBE", channel)) }
 
-    private func pubsubCommand(_ args: [String]) -> Bool {
+    private func pubsubCommand(_ command: RedisCommand) -> Bool {
         guard isConnected, let ac = context else { return false }
         let me = Unmanaged.passUnretained(self).toOpaque()
-        return formatted(args.map { Array($0.utf8) }) { cmd, len in
-            redisAsyncFormattedCommand(ac, redisPushCallback, me, cmd, len) == REDIS_OK
+        return command.withEncoded { b in
+            redisAsyncFormattedCommand(ac, redisPushCallback, me, b.baseAddress!.assumingMemoryBound(to: CChar.self), b.count) == REDIS_OK
         }
     }
 
-    private func enqueue(_ ac: UnsafeMutablePointer<redisAsyncContext>, _ args: [[UInt8]], _ completion: Completion?) -> Bool {
+    /// The command is already RESP (RedisCommand): hiredis's own formatting
+    /// (redisAsyncCommandArgv) prints every length through sdscatfmt and grows its string
+    /// piece by piece, 4 % of the Redis engine's instructions (callgrind). hiredis copies
+    /// the bytes into its output buffer during the call.
+    private func enqueue(_ ac: UnsafeMutablePointer<redisAsyncContext>, _ command: RedisCommand, _ completion: Completion?) -> Bool {
         let box = completion.map { Unmanaged.passRetained(ReplyBox($0)).toOpaque() }
-        let ok = formatted(args) { cmd, len in
-            redisAsyncFormattedCommand(ac, redisReplyCallback, box, cmd, len) == REDIS_OK
+        let ok = command.withEncoded { b in
+            redisAsyncFormattedCommand(ac, redisReplyCallback, box, b.baseAddress!.assumingMemoryBound(to: CChar.self), b.count) == REDIS_OK
         }
         if !ok, let box { Unmanaged<ReplyBox>.fromOpaque(box).release() }
         return ok
-    }
-
-    /// The command in RESP (`*<n>` then `$<len>` and the bytes of each argument), written
-    /// here in one buffer: hiredis's own formatting (redisAsyncCommandArgv) prints every
-    /// length through sdscatfmt and grows its string piece by piece, 4 % of the Redis
-    /// engine's instructions (callgrind). hiredis copies it during the call.
-    private func formatted(_ args: [[UInt8]], _ body: (UnsafePointer<CChar>, Int) -> Bool) -> Bool {
-        // A count's line is at most 1 + 20 digits + CRLF; the bytes themselves follow.
-        var capacity = 23
-        for a in args { capacity += 25 + a.count }
-        let command = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, written in
-            var w = ByteWriter(UnsafeMutableRawBufferPointer(buffer))
-            w.put(byte: 0x2A); w.put(decimal: UInt64(args.count)); w.put("\r\n")
-            for a in args {
-                w.put(byte: 0x24); w.put(decimal: UInt64(a.count)); w.put("\r\n")
-                a.withUnsafeBufferPointer { w.put($0) }
-                w.put("\r\n")
-            }
-            written = w.count
-        }
-        return command.withUnsafeBufferPointer { b in
-            b.withMemoryRebound(to: CChar.self) { body($0.baseAddress!, $0.count) }
-        }
     }
 
     // MARK: connection life
@@ -145,11 +126,11 @@ final class RedisConnection {
         let handshake: Completion = { [weak self] reply in self?.handshakeReplied(ac, reply) }
         if let password = url.password {
             handshakeLeft += 1
-            _ = enqueue(ac, [Array("AUTH".utf8)] + (url.username.map { [Array($0.utf8)] } ?? []) + [Array(password.utf8)], handshake)
+            _ = enqueue(ac, RedisCommand(["AUTH"] + (url.username.map { [$0] } ?? []) + [password]), handshake)
         }
         if url.db != 0 {
             handshakeLeft += 1
-            _ = enqueue(ac, [Array("SELECT".utf8), Array(String(url.db).utf8)], handshake)
+            _ = enqueue(ac, RedisCommand("SELECT", String(url.db)), handshake)
         }
     }
 

@@ -125,6 +125,7 @@ public final class RedisStore: EventStore {
                 "event": "redis_auth_failed", "redis": "\(name)", "connection": "\(role)", "error": "\(message)"])
         }
         shards.onReply = { [unowned self] node, reply in received(reply, from: node) }
+        shards.onMessage = { [unowned self] channel, payload in notified(channel, payload) }
         shards.onMapChanged = { [unowned self] in
             logger.notice("redis cluster slot map changed", metadata: ["event": "redis_slots_changed", "redis": "\(name)"])
             dropTails()  // a failover may have lost writes whose IDs the new master reuses
@@ -199,9 +200,13 @@ public final class RedisStore: EventStore {
             return completion(.failure(BrokerError(.badRequest, "bad_event", "event [\(k + 1)]: follows the final event")))
         }
         guard !drafts.isEmpty else { return completion(.success(.nothingStored(duplicates: 0))) }
-        var argv = RedisCodec.publishArguments(drafts, retainEvents: retainEvents, retainSeconds: retainSeconds)
-        if let ms = drafts.last(where: { $0.leaseMs != nil })?.leaseMs { argv = [Array("lease".utf8), Array(String(ms).utf8)] + argv }
-        runScript(channel, argv) { [weak self] reply, node in
+        var command = scriptCommand(channel, capacity: RedisCodec.publishArgumentBytes(drafts))
+        if let ms = drafts.last(where: { $0.leaseMs != nil })?.leaseMs {
+            command.add("lease" as StaticString)
+            command.add(String(ms))
+        }
+        RedisCodec.addPublishArguments(drafts, retainEvents: retainEvents, retainSeconds: retainSeconds, to: &command)
+        runScript(channel, command) { [weak self] reply, node in
             guard let self else { return }
             guard let reply else {
                 self.counters.commandErrors += 1
@@ -214,7 +219,8 @@ public final class RedisStore: EventStore {
                 var first: EventID?, last: EventID?
                 var count = 0
                 for item in items {
-                    guard let text = item.text, !text.isEmpty, let id = EventID(text) else { continue }
+                    // The ID's bytes, read in place (no String per ID).
+                    guard case .bulk(let b) = item, !b.isEmpty, let id = EventID(bytes: b) else { continue }
                     if first == nil { first = id }
                     last = id
                     count += 1
@@ -244,7 +250,7 @@ public final class RedisStore: EventStore {
     /// be delivered, but a failover now could lose it, so the publisher is told to retry
     /// (with producer/seq, which makes the retry a duplicate rather than a second copy).
     private func awaitReplicas(_ node: RedisNode, _ channel: String, _ done: @escaping (BrokerError?) -> Void) {
-        let sent = node.commands.send(["WAIT", String(waitReplicas), String(waitTimeoutMs)]) { [weak self] reply in
+        let sent = node.commands.send(RedisCommand("WAIT", String(waitReplicas), String(waitTimeoutMs))) { [weak self] reply in
             guard let self else { return }
             if case .integer(let n)? = reply, n >= Int64(self.waitReplicas) { return done(nil) }
             self.counters.commandErrors += 1
@@ -257,18 +263,34 @@ public final class RedisStore: EventStore {
         if !sent { done(BrokerError(.unavailable, "replicas_unconfirmed", "the Redis connection dropped before WAIT answered; retry (with producer/seq to be safe)")) }
     }
 
-    /// Runs ops/redis/publish.lua on `channel`'s key with `argv`, on its slot's master;
-    /// `done` gets the reply and the node that ran it, or nil if no master of the slot can
-    /// be reached or the connection dropped before it answered.
-    private func runScript(_ channel: String, _ argv: [[UInt8]], retried: Bool = false, _ done: @escaping (RedisReply?, RedisNode?) -> Void) {
-        let head: [String] = scriptSHA.map { ["EVALSHA", $0] } ?? ["EVAL", RedisPublishScript.source]
-        let args = (head + ["1", RedisKeys.stream(channel)]).map { Array($0.utf8) } + argv
-        shards.send(channel, [args]) { [weak self] reply, node in
+    /// `EVALSHA <sha> 1 starling:{channel}` (EVAL and the script's text until SCRIPT LOAD
+    /// has answered), to which the caller adds the script's ARGV.
+    private func scriptCommand(_ channel: String, capacity: Int) -> RedisCommand {
+        var command: RedisCommand
+        if let sha = scriptSHA {
+            command = RedisCommand(capacity: capacity + 96 + channel.utf8.count)
+            command.add("EVALSHA" as StaticString)
+            command.add(sha)
+        } else {
+            command = RedisCommand(capacity: capacity + 64 + channel.utf8.count + RedisPublishScript.source.utf8.count)
+            command.add("EVAL" as StaticString)
+            command.add(RedisPublishScript.source)
+        }
+        command.add("1" as StaticString)
+        RedisKeys.addStream(channel, to: &command)
+        return command
+    }
+
+    /// Runs ops/redis/publish.lua (`command`, from `scriptCommand`) on `channel`'s slot's
+    /// master; `done` gets the reply and the node that ran it, or nil if no master of the
+    /// slot can be reached or the connection dropped before it answered.
+    private func runScript(_ channel: String, _ command: RedisCommand, retried: Bool = false, _ done: @escaping (RedisReply?, RedisNode?) -> Void) {
+        shards.send(channel, [command]) { [weak self] reply, node in
             guard let self else { return }
             if case .error(let message)? = reply, message.hasPrefix("NOSCRIPT"), !retried {
                 // The script cache was flushed: EVAL carries the text and caches it again.
                 self.scriptSHA = nil
-                return self.runScript(channel, argv, retried: true, done)
+                return self.runScript(channel, command.replacingHead(2, with: ["EVAL", RedisPublishScript.source]), retried: true, done)
             }
             done(reply, node)
         }
@@ -283,12 +305,17 @@ public final class RedisStore: EventStore {
     }
 
     /// The script's form for the broker's own calls: `<form> <retain-events> <retain-seconds> …`.
-    private func lifecycleArguments(_ form: String, _ extra: [String] = []) -> [[UInt8]] {
-        ([form, String(retainEvents), String(retainSeconds)] + extra).map { Array($0.utf8) }
+    private func lifecycleCommand(_ channel: String, _ form: String, _ extra: [String] = []) -> RedisCommand {
+        var command = scriptCommand(channel, capacity: 64 + extra.reduce(0) { $0 + $1.utf8.count + 16 })
+        command.add(form)
+        command.add(retainEvents)
+        command.add(retainSeconds)
+        for e in extra { command.add(e) }
+        return command
     }
 
     public func cancel(_ channel: String, data: String, completion: @escaping (Result<StoredEvent, BrokerError>) -> Void) {
-        runScript(channel, lifecycleArguments("cancel", [data])) { [weak self] reply, node in
+        runScript(channel, lifecycleCommand(channel, "cancel", [data])) { [weak self] reply, node in
             guard let self else { return }
             switch reply {
             case .error(let message)? where Self.endedState(message) != nil:
@@ -310,13 +337,13 @@ public final class RedisStore: EventStore {
 
     public func holdLease(_ channel: String) {
         // Unreachable: the next hold, after the reconnect, renews it.
-        runScript(channel, lifecycleArguments("hold")) { _, _ in }
+        runScript(channel, lifecycleCommand(channel, "hold")) { _, _ in }
     }
 
     /// Ends `channel` as abandoned if its lease ran out: the script does it once, whichever
     /// node asks first; the `starling.abandoned` event then arrives as a notification.
     private func checkLease(_ channel: String) {
-        runScript(channel, lifecycleArguments("lapse")) { _, _ in }
+        runScript(channel, lifecycleCommand(channel, "lapse")) { _, _ in }
     }
 
     public func read(_ channel: String, from: ResumePoint, limit: Int,
@@ -326,7 +353,7 @@ public final class RedisStore: EventStore {
         switch from {
         case .live:
             // Only the final state matters: nothing is replayed.
-            shards.send(channel, [Self.command("XINFO", "STREAM", key)]) { reply, _ in
+            shards.send(channel, [RedisCommand("XINFO", "STREAM", key)]) { reply, _ in
                 guard let reply else { return completion(.failure(Self.unreachable)) }
                 let info = RedisCodec.streamInfo(reply, channel: channel)
                 completion(.success(ReadResult(events: [], gap: nil, reachedEnd: true, finalID: Self.finalID(info),
@@ -354,7 +381,7 @@ public final class RedisStore: EventStore {
         // MULTI/EXEC: the history facts (XINFO) and the page (XRANGE) describe one instant,
         // so a trim between them can neither fake nor hide a gap. One more entry than the
         // page tells whether the page reaches the end.
-        let commands = [Self.command("XINFO", "STREAM", key), Self.command("XRANGE", key, start, "+", "COUNT", String(fetch + 1))]
+        let commands = [RedisCommand("XINFO", "STREAM", key), RedisCommand("XRANGE", key, start, "+", "COUNT", String(fetch + 1))]
         shards.send(channel, commands) { [weak self] reply, _ in
             // Everyone who joined this read gets its answer (even if the watch ended meanwhile).
             let joined = w?.loading.removeValue(forKey: joinKey) ?? []
@@ -411,10 +438,8 @@ public final class RedisStore: EventStore {
         for w in watches.values { w.tail.reset() }
     }
 
-    static func command(_ args: String...) -> [[UInt8]] { args.map { Array($0.utf8) } }
-
     public func info(_ channel: String, completion: @escaping (Result<ChannelInfo, BrokerError>) -> Void) {
-        shards.send(channel, [Self.command("XINFO", "STREAM", RedisKeys.stream(channel))]) { reply, _ in
+        shards.send(channel, [RedisCommand("XINFO", "STREAM", RedisKeys.stream(channel))]) { reply, _ in
             guard let reply else { return completion(.failure(Self.unreachable)) }
             guard let info = RedisCodec.streamInfo(reply, channel: channel) else {
                 // "no such key": a channel never published, or expired.
@@ -500,7 +525,7 @@ public final class RedisStore: EventStore {
         guard w.lastDelivered == nil, !w.baselinePending else { return }
         w.baselinePending = true
         let epoch = tailEpoch
-        shards.send(channel, [Self.command("XREVRANGE", RedisKeys.stream(channel), "+", "-", "COUNT", "1")]) { [weak self] reply, _ in
+        shards.send(channel, [RedisCommand("XREVRANGE", RedisKeys.stream(channel), "+", "-", "COUNT", "1")]) { [weak self] reply, _ in
             guard let self, self.watches[channel] === w else { return }
             w.baselinePending = false
             guard let reply else { return }  // retried on reconnect
@@ -528,11 +553,15 @@ public final class RedisStore: EventStore {
     private func fill(_ channel: String, _ w: Watch) {
         guard let last = w.lastDelivered, !w.filling else { return }
         w.filling = true
-        let start = last == .zero ? "-" : "(\(last)"
+        var command = RedisCommand(capacity: 96 + channel.utf8.count)
+        command.add("XRANGE" as StaticString)
+        RedisKeys.addStream(channel, to: &command)
+        if last == .zero { command.add("-" as StaticString) } else { command.add(last, exclusive: true) }
+        command.add("+" as StaticString)
+        command.add("COUNT" as StaticString)
+        command.add(Self.fillPageSize)
         // Unreachable: nil comes back at once; the reconnect or the next tick catches up.
-        shards.send(channel, [Self.command("XRANGE", RedisKeys.stream(channel), start, "+", "COUNT", String(Self.fillPageSize))]) {
-            [weak self] reply, _ in self?.filled(channel, w, reply)
-        }
+        shards.send(channel, [command]) { [weak self] reply, _ in self?.filled(channel, w, reply) }
     }
 
     private func filled(_ channel: String, _ w: Watch, _ reply: RedisReply?) {
@@ -567,7 +596,21 @@ public final class RedisStore: EventStore {
         }
     }
 
-    /// A reply on a node's sharded pub/sub connection: a message, a confirmation, a
+    /// A notification on a node's sharded pub/sub connection (`smessage`).
+    private func notified(_ channel: String, _ payload: [UInt8]) {
+        guard let w = watches[channel] else { return }
+        guard let n = RedisCodec.notification(payload, channel: channel) else {
+            logger.warning("redis: unreadable notification on \(RedisKeys.stream(channel)); filling from the stream")
+            return catchUp(channel, w)
+        }
+        if w.lastDelivered == nil || w.filling {
+            if w.held.count < Self.maxHeldNotifications { w.held.append(n) } else { w.heldOverflow = true }
+            return
+        }
+        apply(n, channel, w)
+    }
+
+    /// Any other reply on a node's sharded pub/sub connection: a confirmation, a
     /// server-pushed `sunsubscribe` (the slot moved away), or an error answering the oldest
     /// SSUBSCRIBE/SUNSUBSCRIBE not yet answered (MOVED: the slot is elsewhere).
     private func received(_ reply: RedisReply, from node: RedisNode) {
@@ -588,16 +631,9 @@ public final class RedisStore: EventStore {
         var name: String { RedisKeys.stream(channel) }  // for the log lines only
         switch kind {
         case "smessage", "message":
-            guard let w = watches[channel] else { return }
-            guard let payload = parts[2].bytes, let n = RedisCodec.notification(payload, channel: channel) else {
-                logger.warning("redis: unreadable notification on \(name); filling from the stream")
-                return catchUp(channel, w)
-            }
-            if w.lastDelivered == nil || w.filling {
-                if w.held.count < Self.maxHeldNotifications { w.held.append(n) } else { w.heldOverflow = true }
-                return
-            }
-            apply(n, channel, w)
+            // RedisSubscriber hands messages to `notified`; one whose payload is not a bulk
+            // string is not ours to read.
+            if let w = watches[channel] { catchUp(channel, w) }
         case "ssubscribe":
             if let k = node.pendingSubscriptions.firstIndex(where: { $0.subscribe && $0.channel == channel }) {
                 node.pendingSubscriptions.remove(at: k)
@@ -630,15 +666,18 @@ public final class RedisStore: EventStore {
         guard var last = w.lastDelivered else { return }
         if n.leased { w.leased = true }
         var previous = n.previous
-        var fresh: [StoredEvent] = []
+        // The events to deliver are n.events[first..<end]: already delivered ones skipped
+        // at the front, a hole ending them (no new array in the common case, all fresh).
+        var first = 0, end = 0
         var hole = false
-        for e in n.events {
+        for (k, e) in n.events.enumerated() {
             defer { previous = e.id }
-            if e.id <= last { continue }
+            if e.id <= last { if end == first { first = k + 1; end = k + 1 }; continue }
             if previous != last { hole = true; break }
-            fresh.append(e)
+            end = k + 1
             last = e.id
         }
+        let fresh = first == 0 && end == n.events.count ? n.events : Array(n.events[first..<end])
         // Each fresh event's previous-ID (set by the script, atomically with its XADD) is the
         // one before it: proof the tail may append them. A hole distrusts the tail.
         if hole { w.tail.reset() } else if !fresh.isEmpty {
@@ -661,19 +700,19 @@ public final class RedisStore: EventStore {
     /// on the master of its slot".
     private func reconcile(_ channel: String) {
         let wanted = watches[channel] != nil
-        let key = RedisKeys.stream(channel)
         if let s = subscriptions[channel] {
             guard s.node.subscriber.isConnected else { subscriptions[channel] = nil; return reconcile(channel) }
+            // In step (every watched channel, every tick: nothing built before this), or
+            // waiting for Redis to confirm; else leave the old node first.
             guard s.state == .subscribed, !wanted || s.node !== shards.owner(of: channel) else { return }
-            // In step, or waiting for Redis to confirm; else leave the old node first.
-            if s.node.subscriber.send(["SUNSUBSCRIBE", key]) {
+            if s.node.subscriber.send(RedisCommand("SUNSUBSCRIBE", RedisKeys.stream(channel))) {
                 s.node.pendingSubscriptions.append((false, channel))
                 subscriptions[channel]?.state = .unsubscribing
             }
             return
         }
         guard wanted, let owner = shards.owner(of: channel), owner.subscriber.isConnected else { return }
-        if owner.subscriber.send(["SSUBSCRIBE", key]) {
+        if owner.subscriber.send(RedisCommand("SSUBSCRIBE", RedisKeys.stream(channel))) {
             owner.pendingSubscriptions.append((true, channel))
             subscriptions[channel] = ShardSubscription(node: owner, state: .subscribing)
         }

@@ -33,9 +33,13 @@ final class RedisSubscriber {
     var onConnect: (() -> Void)?
     /// The connection dropped (true) or an attempt failed (false); a reconnect is scheduled.
     var onDisconnect: ((String, Bool) -> Void)?
-    /// Every reply after the handshake: pushes (`ssubscribe`, `sunsubscribe`, `smessage`)
+    /// Every reply after the handshake but messages: pushes (`ssubscribe`, `sunsubscribe`)
     /// and error replies, which answer the oldest command not yet answered.
     var onReply: ((RedisReply) -> Void)?
+    /// A message (`smessage`, or `message`) on one of our streams: its channel and payload.
+    /// Read straight from hiredis's reply, not copied into a RedisReply first: every
+    /// notification passes here (an array and three bulk strings less per message).
+    var onMessage: ((String, [UInt8]) -> Void)?
     var onHandshakeError: ((String) -> Void)?
 
     static let readBufferSize = 64 * 1024
@@ -66,21 +70,11 @@ final class RedisSubscriber {
         closeSocket()
     }
 
-    /// Writes one command (RESP array of bulk strings); false when not connected.
+    /// Writes one command; false when not connected.
     @discardableResult
-    func send(_ args: [String]) -> Bool {
+    func send(_ command: RedisCommand) -> Bool {
         guard isConnected else { return false }
-        return write(Self.encode(args))
-    }
-
-    static func encode(_ args: [String]) -> [UInt8] {
-        var out = Array("*\(args.count)\r\n".utf8)
-        for a in args {
-            out += Array("$\(a.utf8.count)\r\n".utf8)
-            out += Array(a.utf8)
-            out += [13, 10]
-        }
-        return out
+        return write(command)
     }
 
     // MARK: connection life
@@ -120,7 +114,7 @@ final class RedisSubscriber {
         uv_read_start(stream, subscriberAlloc, subscriberRead)
         if let password = url.password {
             awaitingAuth = true
-            _ = write(Self.encode(["AUTH"] + (url.username.map { [$0] } ?? []) + [password]))
+            _ = write(RedisCommand(["AUTH"] + (url.username.map { [$0] } ?? []) + [password]))
         } else {
             ready()
         }
@@ -143,10 +137,30 @@ final class RedisSubscriber {
             var raw: UnsafeMutableRawPointer?
             guard redisReaderGetReply(reader, &raw) == REDIS_OK else { return drop("unreadable reply") }
             guard let raw else { return }
-            let reply = copyReply(raw.assumingMemoryBound(to: redisReply.self))
+            let r = raw.assumingMemoryBound(to: redisReply.self)
+            if !awaitingAuth, let onMessage, Self.message(r, onMessage) {
+                freeReplyObject(raw)
+                continue
+            }
+            let reply = copyReply(r)
             freeReplyObject(raw)
             replied(reply)
         }
+    }
+
+    /// Hands a `[smessage|message, <stream>, <payload>]` push to `deliver`; false for
+    /// anything else. A message on a name that is not one of our streams is dropped.
+    private static func message(_ r: UnsafeMutablePointer<redisReply>, _ deliver: (String, [UInt8]) -> Void) -> Bool {
+        guard r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == 3, let e = r.pointee.element,
+              let kind = e[0], let name = e[1], let payload = e[2],
+              kind.pointee.type == REDIS_REPLY_STRING, name.pointee.type == REDIS_REPLY_STRING,
+              payload.pointee.type == REDIS_REPLY_STRING, let k = kind.pointee.str else { return false }
+        let kindBytes = UnsafeRawBufferPointer(start: k, count: kind.pointee.len)
+        guard kindBytes.elementsEqual("smessage".utf8) || kindBytes.elementsEqual("message".utf8) else { return false }
+        let nameBytes = UnsafeRawBufferPointer(start: name.pointee.str, count: name.pointee.len)
+        guard let channel = RedisKeys.channel(fromStream: nameBytes) else { return true }
+        deliver(channel, Array(UnsafeRawBufferPointer(start: payload.pointee.str, count: payload.pointee.len)))
+        return true
     }
 
     private func replied(_ reply: RedisReply) {
@@ -187,13 +201,14 @@ final class RedisSubscriber {
         onDisconnect?("\(reason) (reconnecting in \(delay) ms)", dropped)
     }
 
-    private func write(_ bytes: [UInt8]) -> Bool {
-        guard let handle = tcp, !bytes.isEmpty else { return false }
-        let base = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count)
-        bytes.withUnsafeBytes { UnsafeMutableRawPointer(base).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+    private func write(_ command: RedisCommand) -> Bool {
+        guard let handle = tcp else { return false }
+        let count = command.withEncoded { $0.count }
+        let base = UnsafeMutablePointer<CChar>.allocate(capacity: count)
+        command.withEncoded { UnsafeMutableRawPointer(base).copyMemory(from: $0.baseAddress!, byteCount: count) }
         let request = UnsafeMutablePointer<uv_write_t>.allocate(capacity: 1)
         request.pointee.data = UnsafeMutableRawPointer(base)
-        var buf = uv_buf_init(base, UInt32(bytes.count))
+        var buf = uv_buf_init(base, UInt32(count))
         let stream = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_stream_t.self)
         // libuv copies the buf array, not the bytes: they are freed in the callback.
         let r = uv_write(request, stream, &buf, 1) { req, _ in
