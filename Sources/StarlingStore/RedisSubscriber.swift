@@ -2,8 +2,11 @@
 // pushes). Debian's hiredis 0.14 async API knows only SUBSCRIBE-style replies (an
 // `smessage` arriving with no callback queued trips its assert), so this connection is the
 // project's own libuv TCP socket with hiredis's RESP reader (redisReaderFeed/GetReply) on
-// the bytes. Every C callback and pointer of it lives in this file; above it, each reply
-// (confirmation, message, or an error answering a command, in order) is a RedisReply.
+// the bytes, with our own object functions: the values of a reply are recorded flat into
+// one reused buffer (FlatReply) instead of hiredis's tree of malloc'd objects (8 mallocs
+// and frees per notification, every one a node delivers). Every C callback and pointer of
+// it lives in this file; above it, a message is its channel and payload, any other reply
+// (confirmation, or an error answering a command, in order) a RedisReply.
 //
 // Like RedisConnection it reconnects by itself with backoff and jitter; the owner hears of
 // each connect and loss and re-sends its subscriptions. `stop` ends it for good.
@@ -20,6 +23,9 @@ final class RedisSubscriber {
     private let loop: EventLoop
     private var tcp: UnsafeMutablePointer<uv_tcp_t>?
     private var reader: UnsafeMutablePointer<redisReader>?
+    /// The reply being read, recorded by `replyFunctions` (the reader's privdata).
+    private let flat = FlatReply()
+    private let replyFunctions = FlatReply.functions()
     private let readBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: RedisSubscriber.readBufferSize)
     private var retry: LoopTimer?
     private var connectDeadline: LoopTimer?
@@ -53,6 +59,7 @@ final class RedisSubscriber {
     deinit {
         readBuffer.deallocate()
         if let reader { redisReaderFree(reader) }
+        replyFunctions.deallocate()
     }
 
     func start() {
@@ -88,7 +95,9 @@ final class RedisSubscriber {
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
         tcp = handle
         if let reader { redisReaderFree(reader) }
-        reader = redisReaderCreate()
+        flat.reset()
+        reader = redisReaderCreateWithFunctions(replyFunctions)
+        reader?.pointee.privdata = Unmanaged.passUnretained(flat).toOpaque()
         let request = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
         let r = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_connect(request, handle, $0, subscriberConnected) }
@@ -136,31 +145,17 @@ final class RedisSubscriber {
         while tcp == handle {
             var raw: UnsafeMutableRawPointer?
             guard redisReaderGetReply(reader, &raw) == REDIS_OK else { return drop("unreadable reply") }
-            guard let raw else { return }
-            let r = raw.assumingMemoryBound(to: redisReply.self)
-            if !awaitingAuth, let onMessage, Self.message(r, onMessage) {
-                freeReplyObject(raw)
+            // Not nil: one whole reply is in `flat` (the token is the FlatReply itself).
+            guard raw != nil else { return }
+            if !awaitingAuth, let onMessage, let (channel, payload) = flat.message() {
+                flat.reset()
+                if let channel { onMessage(channel, payload) }
                 continue
             }
-            let reply = copyReply(r)
-            freeReplyObject(raw)
+            let reply = flat.reply()
+            flat.reset()
             replied(reply)
         }
-    }
-
-    /// Hands a `[smessage|message, <stream>, <payload>]` push to `deliver`; false for
-    /// anything else. A message on a name that is not one of our streams is dropped.
-    private static func message(_ r: UnsafeMutablePointer<redisReply>, _ deliver: (String, [UInt8]) -> Void) -> Bool {
-        guard r.pointee.type == REDIS_REPLY_ARRAY, r.pointee.elements == 3, let e = r.pointee.element,
-              let kind = e[0], let name = e[1], let payload = e[2],
-              kind.pointee.type == REDIS_REPLY_STRING, name.pointee.type == REDIS_REPLY_STRING,
-              payload.pointee.type == REDIS_REPLY_STRING, let k = kind.pointee.str else { return false }
-        let kindBytes = UnsafeRawBufferPointer(start: k, count: kind.pointee.len)
-        guard kindBytes.elementsEqual("smessage".utf8) || kindBytes.elementsEqual("message".utf8) else { return false }
-        let nameBytes = UnsafeRawBufferPointer(start: name.pointee.str, count: name.pointee.len)
-        guard let channel = RedisKeys.channel(fromStream: nameBytes) else { return true }
-        deliver(channel, Array(UnsafeRawBufferPointer(start: payload.pointee.str, count: payload.pointee.len)))
-        return true
     }
 
     private func replied(_ reply: RedisReply) {
@@ -267,4 +262,101 @@ private let subscriberRead: @convention(c) (UnsafeMutablePointer<uv_stream_t>?, 
     guard let stream else { return }
     let raw = UnsafeMutableRawPointer(stream)
     RedisSubscriber.from(raw)?.read(raw.assumingMemoryBound(to: uv_tcp_t.self), count)
+}
+
+/// One reply as hiredis's reader parses it, flat: its values in stream order (an array
+/// before its elements, which is pre-order) with the bytes of its strings back to back.
+/// Reused from reply to reply, so reading one allocates nothing once the buffers have grown.
+final class FlatReply {
+    struct Value {
+        var type: Int32
+        var start = 0, end = 0
+        var integer: Int64 = 0
+        var elements = 0
+    }
+
+    private var values: [Value] = []
+    private var bytes: [UInt8] = []
+
+    func reset() {
+        values.removeAll(keepingCapacity: true)
+        bytes.removeAll(keepingCapacity: true)
+    }
+
+    /// A `[smessage|message, <name>, <payload>]` push: the channel (nil when the name is not
+    /// one of our streams) and the payload; nil for any other reply.
+    func message() -> (String?, [UInt8])? {
+        guard values.count == 4, values[0].type == REDIS_REPLY_ARRAY, values[0].elements == 3,
+              values[1].type == REDIS_REPLY_STRING, values[2].type == REDIS_REPLY_STRING,
+              values[3].type == REDIS_REPLY_STRING else { return nil }
+        let kind = bytes[values[1].start..<values[1].end]
+        guard kind.elementsEqual("smessage".utf8) || kind.elementsEqual("message".utf8) else { return nil }
+        return (RedisKeys.channel(fromStream: bytes[values[2].start..<values[2].end]),
+                Array(bytes[values[3].start..<values[3].end]))
+    }
+
+    /// The reply as a RedisReply (confirmations, errors: not every message).
+    func reply() -> RedisReply {
+        var k = 0
+        return values.isEmpty ? .null : value(&k)
+    }
+
+    private func value(_ k: inout Int) -> RedisReply {
+        let v = values[k]
+        k += 1
+        switch v.type {
+        case REDIS_REPLY_STRING: return .bulk(Array(bytes[v.start..<v.end]))
+        case REDIS_REPLY_STATUS: return .status(String(decoding: bytes[v.start..<v.end], as: UTF8.self))
+        case REDIS_REPLY_ERROR: return .error(String(decoding: bytes[v.start..<v.end], as: UTF8.self))
+        case REDIS_REPLY_INTEGER: return .integer(v.integer)
+        case REDIS_REPLY_ARRAY:
+            var items: [RedisReply] = []
+            items.reserveCapacity(v.elements)
+            for _ in 0..<v.elements where k < values.count { items.append(value(&k)) }
+            return .array(items)
+        default: return .null
+        }
+    }
+
+    fileprivate func string(_ type: Int32, _ p: UnsafeMutablePointer<CChar>?, _ length: Int) {
+        let start = bytes.count
+        if let p, length > 0 {
+            bytes.append(contentsOf: UnsafeBufferPointer(start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: length))
+        }
+        values.append(Value(type: type, start: start, end: bytes.count))
+    }
+
+    fileprivate func array(_ elements: Int) { values.append(Value(type: REDIS_REPLY_ARRAY, elements: max(0, elements))) }
+    fileprivate func integer(_ n: Int64) { values.append(Value(type: REDIS_REPLY_INTEGER, integer: n)) }
+    fileprivate func null() { values.append(Value(type: REDIS_REPLY_NIL)) }
+
+    /// The reader's object functions (hiredis keeps the pointer: one per reader's owner).
+    /// Each returns the FlatReply as the value's token: hiredis only needs it non-nil, and
+    /// freeObject has nothing to free.
+    static func functions() -> UnsafeMutablePointer<redisReplyObjectFunctions> {
+        let f = UnsafeMutablePointer<redisReplyObjectFunctions>.allocate(capacity: 1)
+        f.initialize(to: redisReplyObjectFunctions(
+            createString: { task, p, length in
+                guard let task, let data = task.pointee.privdata else { return nil }
+                Unmanaged<FlatReply>.fromOpaque(data).takeUnretainedValue().string(task.pointee.type, p, length)
+                return data
+            },
+            createArray: { task, elements in
+                guard let task, let data = task.pointee.privdata else { return nil }
+                Unmanaged<FlatReply>.fromOpaque(data).takeUnretainedValue().array(Int(elements))
+                return data
+            },
+            createInteger: { task, n in
+                guard let task, let data = task.pointee.privdata else { return nil }
+                Unmanaged<FlatReply>.fromOpaque(data).takeUnretainedValue().integer(Int64(n))
+                return data
+            },
+            createNil: { task in
+                guard let task, let data = task.pointee.privdata else { return nil }
+                Unmanaged<FlatReply>.fromOpaque(data).takeUnretainedValue().null()
+                return data
+            },
+            freeObject: { _ in }))
+        return f
+    }
 }
