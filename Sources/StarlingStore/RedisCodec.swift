@@ -145,7 +145,7 @@ enum RedisCodec {
 
     /// Reads a notification: `<len>:<bytes>` fields "v1", previous ID, then 5 per event.
     /// One pass over the bytes, no list of fields (every event a node delivers passes here).
-    static func notification(_ bytes: [UInt8], channel: String) -> RedisNotification? {
+    static func notification(_ bytes: ArraySlice<UInt8>, channel: String) -> RedisNotification? {
         bytes.withUnsafeBufferPointer { b -> RedisNotification? in
             var i = 0
             /// The next field, or nil when the bytes are not `<len>:<bytes>`.

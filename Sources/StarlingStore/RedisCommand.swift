@@ -3,9 +3,9 @@
 // per argument, an array of them, then the RESP text from those (about 25 allocations per
 // publish on the broker's side, callgrind); now it is one buffer, grown in place.
 //
-// Invariant: `base[start..<used]` is always one complete command of the arguments added
-// so far. The count line is written right-aligned into room kept at the buffer's front,
-// so adding an argument never moves the ones before it.
+// The arguments follow room kept at the buffer's front for the count line, which is
+// written right-aligned there when the bytes are handed out (`withEncoded`), so adding an
+// argument never moves the ones before it.
 //
 // The buffer is raw memory written with memcpy, by hand because this is the hot path of
 // every publish: Array's append(contentsOf:) cost ~60 instructions per piece, three pieces
@@ -30,8 +30,6 @@ struct RedisCommand {
     }
 
     private var storage: Storage
-    /// Where the `*<n>\r\n` line begins.
-    private var start = 0
     private(set) var count = 0
     /// `*`, up to 20 digits, CRLF.
     private static let countRoom = 23
@@ -42,7 +40,6 @@ struct RedisCommand {
     init(capacity: Int = 64) {
         storage = Storage(capacity: Self.countRoom + max(capacity, 16))
         storage.used = Self.countRoom
-        writeCount()
     }
 
     init(_ arguments: String...) {
@@ -80,7 +77,6 @@ struct RedisCommand {
             putCRLF()
         }
         count += 1
-        writeCount()
     }
 
     /// A whole number as its decimal digits.
@@ -114,7 +110,6 @@ struct RedisCommand {
         put(argument)
         putCRLF()
         count += 1
-        writeCount()
     }
 
     /// The same command with its first `replacing` arguments replaced by `head` (the
@@ -136,14 +131,14 @@ struct RedisCommand {
             c.reserve(b.count - k)
             c.put(UnsafeRawBufferPointer(rebasing: b[k...]))
             c.count += count - replacing
-            c.writeCount()
             return c
         }
     }
 
     /// The command's bytes, for the connection to hand to its socket.
     func withEncoded<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        body(UnsafeRawBufferPointer(start: storage.base + start, count: storage.used - start))
+        let start = writeCount()
+        return body(UnsafeRawBufferPointer(start: storage.base + start, count: storage.used - start))
     }
 
     // MARK: the buffer
@@ -183,14 +178,15 @@ struct RedisCommand {
         withUnsafeBytes(of: &line) { put(UnsafeRawBufferPointer(rebasing: $0[(32 - n)...])) }
     }
 
-    /// Writes `*<count>\r\n` to end where the first argument begins (storage is unique here:
-    /// every caller reserved first, or made it).
-    private mutating func writeCount() {
+    /// Writes `*<count>\r\n` to end where the first argument begins; returns where it
+    /// starts. A buffer shared by copies holds the same arguments, so the same line.
+    private func writeCount() -> Int {
         let b = UnsafeMutableRawBufferPointer(start: storage.base, count: Self.countRoom)
         b[Self.countRoom - 2] = 13; b[Self.countRoom - 1] = 10
         let d = Self.digits(UInt64(count), into: UnsafeMutableRawBufferPointer(rebasing: b[..<(Self.countRoom - 2)]))
-        start = Self.countRoom - 2 - d - 1
+        let start = Self.countRoom - 2 - d - 1
         b[start] = 0x2A
+        return start
     }
 
     /// Writes `n`'s digits right-aligned at the end of `buffer`; returns how many.

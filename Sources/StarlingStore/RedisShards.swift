@@ -78,7 +78,7 @@ final class RedisShards {
     var onSubscriberDown: ((RedisNode) -> Void)?
     var onReply: ((RedisNode, RedisReply) -> Void)?
     /// A notification: the channel and the payload (RedisSubscriber.onMessage).
-    var onMessage: ((String, [UInt8]) -> Void)?
+    var onMessage: ((String, ArraySlice<UInt8>) -> Void)?
     var onHandshakeError: ((String, String) -> Void)?
     /// The slot map changed: channels may have a new master.
     var onMapChanged: (() -> Void)?

@@ -597,7 +597,7 @@ public final class RedisStore: EventStore {
     }
 
     /// A notification on a node's sharded pub/sub connection (`smessage`).
-    private func notified(_ channel: String, _ payload: [UInt8]) {
+    private func notified(_ channel: String, _ payload: ArraySlice<UInt8>) {
         guard let w = watches[channel] else { return }
         guard let n = RedisCodec.notification(payload, channel: channel) else {
             logger.warning("redis: unreadable notification on \(RedisKeys.stream(channel)); filling from the stream")

@@ -42,10 +42,11 @@ final class RedisSubscriber {
     /// Every reply after the handshake but messages: pushes (`ssubscribe`, `sunsubscribe`)
     /// and error replies, which answer the oldest command not yet answered.
     var onReply: ((RedisReply) -> Void)?
-    /// A message (`smessage`, or `message`) on one of our streams: its channel and payload.
+    /// A message (`smessage`, or `message`) on one of our streams: its channel and payload
+    /// (a slice of the reader's buffer, valid during the call: not copied).
     /// Read straight from hiredis's reply, not copied into a RedisReply first: every
     /// notification passes here (an array and three bulk strings less per message).
-    var onMessage: ((String, [UInt8]) -> Void)?
+    var onMessage: ((String, ArraySlice<UInt8>) -> Void)?
     var onHandshakeError: ((String) -> Void)?
 
     static let readBufferSize = 64 * 1024
@@ -148,8 +149,8 @@ final class RedisSubscriber {
             // Not nil: one whole reply is in `flat` (the token is the FlatReply itself).
             guard raw != nil else { return }
             if !awaitingAuth, let onMessage, let (channel, payload) = flat.message() {
-                flat.reset()
                 if let channel { onMessage(channel, payload) }
+                flat.reset()  // after: the payload is a slice of its buffer
                 continue
             }
             let reply = flat.reply()
@@ -285,14 +286,14 @@ final class FlatReply {
 
     /// A `[smessage|message, <name>, <payload>]` push: the channel (nil when the name is not
     /// one of our streams) and the payload; nil for any other reply.
-    func message() -> (String?, [UInt8])? {
+    func message() -> (String?, ArraySlice<UInt8>)? {
         guard values.count == 4, values[0].type == REDIS_REPLY_ARRAY, values[0].elements == 3,
               values[1].type == REDIS_REPLY_STRING, values[2].type == REDIS_REPLY_STRING,
               values[3].type == REDIS_REPLY_STRING else { return nil }
         let kind = bytes[values[1].start..<values[1].end]
         guard kind.elementsEqual("smessage".utf8) || kind.elementsEqual("message".utf8) else { return nil }
         return (RedisKeys.channel(fromStream: bytes[values[2].start..<values[2].end]),
-                Array(bytes[values[3].start..<values[3].end]))
+                bytes[values[3].start..<values[3].end])
     }
 
     /// The reply as a RedisReply (confirmations, errors: not every message).

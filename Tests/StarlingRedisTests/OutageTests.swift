@@ -32,6 +32,37 @@ final class OutageTests: XCTestCase {
         XCTAssertEqual(try readInOrder(resumed, count: 60), numbered(21...80))
     }
 
+    /// SCRIPT FLUSH (or a Redis that lost its script cache) answers EVALSHA with NOSCRIPT:
+    /// the broker sends the same command again as EVAL with the script's text (RedisCommand
+    /// .replacingHead), every argument after the head kept byte for byte: a batch with a
+    /// producer, an event name and JSON data is stored once and delivered exactly.
+    func testFlushedScriptCacheIsReloadedByEvalAndThePublishIsStoredExactly() throws {
+        let redis = try RedisServer(appendOnly: false)
+        let broker = try BrokerProcess(["--redis", redis.url])
+        defer { broker.terminate() }
+        let ch = uniqueChannel("noscript")
+        let s = try broker.client.subscribe(ch)
+        try broker.publish(ch, 1...2)
+        XCTAssertEqual(try readInOrder(s, count: 2), numbered(1...2))
+
+        _ = try redis.cli("SCRIPT", "FLUSH")
+        let body = "[{\"producer\":\"p\",\"seq\":7,\"event\":\"tok.en\",\"data\":{\"n\":3}},{\"producer\":\"p\",\"seq\":8,\"data\":\"e-4\"}]"
+        let r = try broker.client.publish(ch, json: body)
+        XCTAssertEqual(r.status, 200, r.text)
+        let first = try XCTUnwrap(s.next(timeout: 10))
+        XCTAssertEqual(first.event, "tok.en")
+        XCTAssertEqual(first.data, "{\"n\":3}")
+        XCTAssertEqual(try readInOrder(s, count: 1), ["e-4"])
+        // The script is cached again (EVAL loads it): a repeat of seq 8 is a duplicate,
+        // not a second copy, and the next seq is stored.
+        let again = try broker.client.publish(ch, json: "{\"producer\":\"p\",\"seq\":8,\"data\":\"e-4\"}")
+        XCTAssertEqual(again.status, 200, again.text)
+        XCTAssertEqual(try JSONParser.parse(again.body)["duplicates"], .number("1"), again.text)
+        try broker.publish(ch, 5...6)
+        XCTAssertEqual(try readInOrder(s, count: 2), numbered(5...6))
+        XCTAssertNil(try s.next(timeout: 0.5), "nothing twice")
+    }
+
     func testEventsPublishedWhileRedisDownElsewhereAreFilledAfterReconnect() throws {
         // Node B loses Redis (its connections are killed); node A keeps publishing.
         let redis = try RedisServer(appendOnly: false)
