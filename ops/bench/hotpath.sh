@@ -13,7 +13,8 @@
 # server is the limit and every pipeline stays full), OUT (directory for the raw output).
 #
 # Counting covers WINDOW seconds (default 20) in the middle of the publishing phase: from
-# 2 s after every subscriber is in (callgrind_control -z, or strace attached then) to a
+# 2 s after every subscriber is in and (starling) the first publish was stored
+# (callgrind_control -z, or strace attached then) to a
 # dump (or strace detached); the publishes are the server's own count over the window
 # (the floor has no /metrics: there the subscriber-side count, see below). Long head and idle
 # timeouts: under callgrind the 4,000 subscribers take longer to connect than the default
