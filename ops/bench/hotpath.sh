@@ -61,7 +61,9 @@ if [ "$TOOL" = callgrind ] && [ "$SERVER" = starling ]; then
   case " $* " in
     *" --redis"*) if [ "$PERIODIC" = skip ]; then
         # Swift's mangled names: RedisStore is "05RedisB0" in module StarlingStore. A
-        # --toggle-collect implies --collect-atstart=no: given after it, yes wins.
+        # --toggle-collect implies --collect-atstart=no: given after it, yes wins. The
+        # "$s" starts the mangled symbol: literal, not a shell expansion.
+        # shellcheck disable=SC2016
         TOGGLE=('--toggle-collect=$s13StarlingStore05RedisB0C4tick5nowMs*'
                 '--toggle-collect=$s13StarlingStore05RedisB0C6filled*' --collect-atstart=yes)
         echo "PERIODIC=skip: the Redis engine's periodic check is not counted" >&2
