@@ -20,6 +20,9 @@
 #          (also channels-light: the channels shape at 2,000 publishes/s, where nothing
 #          saturates, for publish round trips, e.g. with and without --redis-wait)
 #          --threads N (starling --threads N; Nchan worker_processes N; default 1)
+#          (replay: 10 subscribers read 100,000 events, 20,000 with --quick: server CPU
+#          time comes in 10 ms ticks, and 200,000 events were only 9 of them on the memory
+#          engine, so its figures came in steps of ~10 %)
 #          --procs N (starling-load --procs N: client processes)
 #          --server-cpus LIST --client-cpus LIST (taskset lists; default: the server on the
 #          first N cores, the client on the rest, or both unpinned when nothing is left)
@@ -32,7 +35,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$ROOT/ops/bench"
 SCRATCH=${STARLING_SCRATCH:-$ROOT/.build}
 FLOOR_SRC=${STARLING_FLOOR_SRC:-$ROOT/../shared/limits/s2_limit.c}
-RUNS=3 DURATION=10 HOLD=15 REPLAY=20000 KEEP=0 OUT="" THREADS=1 PROCS=1 SERVER_CPUS="" CLIENT_CPUS=""
+RUNS=3 DURATION=10 HOLD=15 REPLAY=100000 KEEP=0 OUT="" THREADS=1 PROCS=1 SERVER_CPUS="" CLIENT_CPUS=""
 SERVERS="starling nchan starling-redis"
 SCENARIOS="broadcast-1k broadcast-10k channels channels-flat idle replay slow-base slow"
 
@@ -49,7 +52,7 @@ while [ $# -gt 0 ]; do
     --client-cpus) CLIENT_CPUS=$2; shift ;;
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 64 ;;
   esac
   shift
