@@ -37,8 +37,4 @@ public enum Names {
         let word = c < 64 ? set.0 : c < 128 ? set.1 : 0
         return (word >> UInt64(c & 63)) & 1 == 1
     }
-
-    @inline(__always) static func isAlnum(_ c: UInt8) -> Bool {
-        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-    }
 }

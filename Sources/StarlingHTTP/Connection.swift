@@ -263,7 +263,7 @@ public final class Connection: WheelTimed {
             return -1
         }
         // curl and others wait for this before sending a body (a second, otherwise).
-        if request.sequence == answers.nextToSend, request.hasHeader("expect"), request.header("expect")?.lowercased() == "100-continue" {
+        if request.sequence == answers.nextToSend, request.header("expect")?.lowercased() == "100-continue" {
             sealAnswers()
             queue.pushUnbounded(.init(Connection.continueBytes))
             loop.markDirty(self)

@@ -64,7 +64,7 @@ extension Broker {
 
     /// `Starling-Lease: <seconds>`: the lease of every event of the body that names none.
     func leaseHeader(_ request: Request) throws -> UInt64? {
-        guard request.hasHeader("starling-lease"), let text = request.header("starling-lease") else { return nil }
+        guard let text = request.header("starling-lease") else { return nil }
         guard let ms = PublishBody.leaseMs(text) else {
             throw BrokerError(.badRequest, "bad_lease", "Starling-Lease must be a number of seconds from 1 to 86400")
         }
