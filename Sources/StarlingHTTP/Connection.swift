@@ -17,8 +17,13 @@ public final class Connection: WheelTimed {
     let tcp: UnsafeMutablePointer<uv_tcp_t>
     unowned(unsafe) let server: TCPServer  // lives as long as the process
     private var parser: UnsafeMutablePointer<http_parser>?
-    private weak var handler: HTTPHandler?
-    public weak var streamDelegate: StreamDelegate?
+    // Neither reference is weak: a weak reference gives its object a side table, and every
+    // retain and release of that object then takes the slow path through it (a cold cache
+    // line per publish and per delivery). The handler (the broker) owns the server and
+    // outlives every connection; the stream delegate is dropped when the connection closes
+    // (or the ingest stream ends), which breaks the cycle with the subscription.
+    private unowned(unsafe) var handler: HTTPHandler?
+    public var streamDelegate: StreamDelegate?
     /// What the layer above hangs on this connection (the broker's subscriber).
     public var owner: AnyObject?
     /// The peer's IP address, for the per-address connection limit.

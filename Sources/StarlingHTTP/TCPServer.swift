@@ -14,7 +14,9 @@ public final class TCPServer {
     let loop: HTTPLoop
     let limits: HTTPLimits
     let budget: ConnectionBudget
-    weak var handler: HTTPHandler?
+    // unowned(unsafe): the handler (the broker) owns this server and lives as long as the
+    // process; a weak reference would give it a side table (slow retains on every request).
+    unowned(unsafe) let handler: HTTPHandler
     let logger: Logger
     private let handle: UnsafeMutablePointer<uv_tcp_t>
     public private(set) var connectionCount = 0
@@ -94,8 +96,6 @@ public final class TCPServer {
         let refusal: HTTPError?
         if !accepting {
             refusal = HTTPError(503, "draining", "the broker is shutting down", headers: [("Retry-After", "1")])
-        } else if handler == nil {
-            refusal = HTTPError(503, "draining", "the broker is shutting down", headers: [("Retry-After", "1")])
         } else {
             switch budget.take(address: c.peerAddress) {
             case .taken: refusal = nil
@@ -113,7 +113,6 @@ public final class TCPServer {
             c.refuse(refusal.response)
             return
         }
-        guard let handler else { return }
         connectionCount += 1
         connections[ObjectIdentifier(c)] = c
         c.start(handler: handler)

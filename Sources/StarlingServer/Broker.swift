@@ -46,11 +46,11 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         self.logger = logger
         self.cors = CORS(origins: config.corsOrigins)
         store.delegate = self
-        http.onTick { [weak self] now in self?.tick(nowMs: now) }
+        http.onTick { [unowned self] now in self.tick(nowMs: now) }  // not weak: see Connection.handler
         // After the HTTP side's flush (registered first, in HTTPLoop.init): the events fanned
         // out this turn are written now.
-        loop.onEveryTurn { [weak self] in
-            guard let self, !self.metrics.awaitingWrite.isEmpty else { return }
+        loop.onEveryTurn { [unowned self] in
+            guard !self.metrics.awaitingWrite.isEmpty else { return }
             self.metrics.writesFlushed(nowWallNs: WallClock.nowNs())
         }
     }

@@ -215,8 +215,11 @@ final class ChannelLeg {
     private func fetchPage() {
         reading = true
         let from: ResumePoint = readPosition.map { .after($0) } ?? resume
-        broker.store.read(channel, from: from, limit: broker.config.replayPageSize) { [weak self] result in
-            guard let self, self.phase != .done, self.connection.isOpen else { return }
+        // The read holds the leg (not weak: a side table would slow every retain of it in the
+        // fan-out). A leg whose subscription ended is `.done` (stop()), checked first, before
+        // `connection` reaches the subscription.
+        broker.store.read(channel, from: from, limit: broker.config.replayPageSize) { [self] result in
+            guard self.phase != .done, self.connection.isOpen else { return }
             switch result {
             case .success(let page):
                 if let gap = page.gap {

@@ -65,6 +65,7 @@ public protocol EventStoreDelegate: AnyObject {
 }
 
 public protocol EventStore: AnyObject {
+    /// Not retained: the delegate owns the store and outlives it.
     var delegate: EventStoreDelegate? { get set }
     /// False while the backing store is unreachable (`/readyz` answers 503).
     var isReady: Bool { get }

@@ -47,7 +47,11 @@ public final class MemoryStore: EventStore {
         let dueMs: UInt64
     }
 
-    public weak var delegate: EventStoreDelegate?
+    // unowned(unsafe), not weak: the delegate (the broker, or the partitioned store over
+    // this one) owns this store and outlives it, and a weak reference would give it a side
+    // table, sending every retain and release of it down the slow path (StarlingServer:
+    // the broker is touched on every publish).
+    public unowned(unsafe) var delegate: EventStoreDelegate?
     public var isReady: Bool { true }
     public var channelCount: Int? { channels.count }
 

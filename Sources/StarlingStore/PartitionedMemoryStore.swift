@@ -12,7 +12,8 @@ import StarlingCore
 import StarlingLoop
 
 public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
-    public weak var delegate: EventStoreDelegate?
+    // unowned(unsafe): as MemoryStore.delegate.
+    public unowned(unsafe) var delegate: EventStoreDelegate?
     public var isReady: Bool { true }
     /// This loop's partition: `/metrics` sums the loops.
     public var channelCount: Int? { partition.channelCount }

@@ -54,7 +54,8 @@ public final class RedisStore: EventStore {
         var state: Subscription
     }
 
-    public weak var delegate: EventStoreDelegate?
+    // unowned(unsafe): as MemoryStore.delegate.
+    public unowned(unsafe) var delegate: EventStoreDelegate?
     public var isReady: Bool { shards.isReady }
     /// Periodic checks so far; a quiet channel is read again at most this many apart.
     private var ticks = 0

@@ -9,7 +9,8 @@
 #   ops/bench/cpu-split.sh starling|starling-redis|floor [extra starling serve flags]
 #
 # Uses the release build in $STARLING_SCRATCH or .build (swift build -c release first) and
-# ../shared/limits/s2_limit.c for the floor (gcc). Environment: RATE (default 20000).
+# ../shared/limits/s2_limit.c for the floor (gcc). Environment: RATE (default 20000);
+# STARLING_SCRATCH and STARLING_FLOOR_SRC are not passed on (starling refuses unknown STARLING_*).
 set -euo pipefail
 WHAT=${1:?starling, starling-redis or floor}; shift
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -36,7 +37,7 @@ case "$WHAT" in
       for _ in $(seq 50); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.1; done
       ARGS+=(--redis "redis://127.0.0.1:$RP/0")
     fi
-    taskset -c 0 "$BIN/starling" "${ARGS[@]}" "$@" 2>"$WORK/server.err" & SERVER_PID=$! ;;
+    taskset -c 0 env -u STARLING_SCRATCH -u STARLING_FLOOR_SRC "$BIN/starling" "${ARGS[@]}" "$@" 2>"$WORK/server.err" & SERVER_PID=$! ;;
   *) echo "cpu-split.sh: unknown server $WHAT" >&2; exit 64 ;;
 esac
 PIDS+=("$SERVER_PID")
