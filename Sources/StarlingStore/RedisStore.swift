@@ -279,6 +279,9 @@ public final class RedisStore: EventStore {
         }
         command.add("1" as StaticString)
         RedisKeys.addStream(channel, to: &command)
+        // The broker checked the channel, names, kinds, JSON, the final event's place (above,
+        // in append) and the seqs before it calls: the script skips those checks.
+        command.add("checked" as StaticString)
         return command
     }
 

@@ -58,7 +58,9 @@ final class RedisServer {
 }
 
 /// The suite's shared Redis (STARLING_TEST_REDIS): `redis-cli -u URL args…`.
-func sharedRedisCLI(_ args: String...) throws -> String {
+func sharedRedisCLI(_ args: String...) throws -> String { try sharedRedisCLI(args) }
+
+func sharedRedisCLI(_ args: [String]) throws -> String {
     try redisCLI(["-u", try BrokerProcess.redisURL()] + args)
 }
 

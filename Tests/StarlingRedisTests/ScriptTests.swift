@@ -127,6 +127,41 @@ final class ScriptTests: XCTestCase {
         XCTAssertLessThanOrEqual(stateAt, expireAt, "the record never outlives the stream")
     }
 
+    /// `checked` (the broker's calls) shifts every form by one argument and stores exactly
+    /// what the unchecked call stores; without it the script still checks (the test below).
+    func testCheckedFormsStoreWhatTheUncheckedOnesStore() throws {
+        let script = try String(contentsOf: repositoryRoot.appendingPathComponent("ops/redis/publish.lua"), encoding: .utf8)
+        let sha = try sharedRedisCLI("SCRIPT", "LOAD", script)
+        let plain = "starling:{\(uniqueChannel("checked"))}", checked = "starling:{\(uniqueChannel("checked"))}"
+        let events = ["token", "Hello", "text", "", "0", "", "", "progress", "{\"pct\":40}", "json", "k", "0", "w", "7"]
+        let a = try sharedRedisCLI(["EVALSHA", sha, "1", plain, "1000", "3600"] + events)
+        let b = try sharedRedisCLI(["EVALSHA", sha, "1", checked, "checked", "1000", "3600"] + events)
+        XCTAssertEqual(a.split(separator: "\n").count, 2, a)
+        XCTAssertEqual(b.split(separator: "\n").count, 2, b)
+        // The entries' fields (IDs aside) and the producer record are the same.
+        func fields(_ key: String) throws -> [String] {
+            try sharedRedisCLI("XRANGE", key, "-", "+").split(separator: "\n").map(String.init).filter { EventID($0) == nil }
+        }
+        XCTAssertEqual(try fields(checked), try fields(plain))
+        XCTAssertEqual(try sharedRedisCLI("HGET", checked + ":producers", "w"), "0:7")
+        XCTAssertEqual(try sharedRedisCLI("EVALSHA", sha, "1", checked, "checked", "1000", "3600",
+                                          "token", "again", "text", "", "0", "w", "7"), "", "a repeat is still a repeat")
+        // lease, hold and cancel after `checked`.
+        let leased = try sharedRedisCLI("EVALSHA", sha, "1", checked, "checked", "lease", "60000", "1000", "3600",
+                                        "token", "x", "text", "", "0", "", "")
+        XCTAssertNotNil(EventID(leased), leased)
+        XCTAssertEqual(try sharedRedisCLI("HGET", checked + ":state", "ms"), "60000")
+        XCTAssertEqual(try sharedRedisCLI("EVALSHA", sha, "1", checked, "checked", "hold", "1000", "3600"), "open")
+        let cancelled = try sharedRedisCLI("EVALSHA", sha, "1", checked, "checked", "cancel", "1000", "3600", "{\"reason\":null}")
+        XCTAssertNotNil(EventID(cancelled), cancelled)
+        XCTAssertEqual(try sharedRedisCLI("HGET", checked + ":state", "e"), "cancelled")
+        let late = try sharedRedisCLI("EVALSHA", sha, "1", checked, "checked", "1000", "3600", "token", "late", "text", "", "0", "", "")
+        XCTAssertTrue(late.contains("CANCELLED"), late)
+        // A bad retention argument is refused with `checked` too: only the event checks are skipped.
+        let bad = try sharedRedisCLI("EVALSHA", sha, "1", checked, "checked", "0", "3600", "token", "a", "text", "", "0", "", "")
+        XCTAssertTrue(bad.contains("ERR starling"), bad)
+    }
+
     func testBadScriptArgumentsAreRefusedAndStoreNothing() throws {
         let script = try String(contentsOf: repositoryRoot.appendingPathComponent("ops/redis/publish.lua"), encoding: .utf8)
         let ch = uniqueChannel("script")
