@@ -47,11 +47,9 @@ struct RedisStreamInfo {
 enum RedisCodec {
     static let fieldsPerEvent = 7
 
-    /// Adds the script's ARGV for one batch to `command`: retention, then 7 arguments per
-    /// event, each written straight into the command's buffer.
-    static func addPublishArguments(_ drafts: [EventDraft], retainEvents: Int, retainSeconds: Int, to command: inout RedisCommand) {
-        command.add(retainEvents)
-        command.add(retainSeconds)
+    /// Adds the script's 7 arguments per event to `command`, each written straight into the
+    /// command's buffer.
+    static func addPublishArguments(_ drafts: [EventDraft], to command: inout RedisCommand) {
         for d in drafts {
             command.add(d.name)
             switch d.data {

@@ -112,6 +112,16 @@ struct RedisCommand {
         count += 1
     }
 
+    /// The bytes of the arguments so far (without the count line).
+    var byteCount: Int { storage.used - Self.countRoom }
+
+    /// Adds every argument of `other`, copying its encoded bytes once.
+    mutating func add(argumentsOf other: RedisCommand) {
+        reserve(other.byteCount)
+        put(UnsafeRawBufferPointer(start: other.storage.base + Self.countRoom, count: other.byteCount))
+        count += other.count
+    }
+
     /// The same command with its first `replacing` arguments replaced by `head` (the
     /// publish script's `EVALSHA <sha>` becoming `EVAL <source>` after NOSCRIPT).
     func replacingHead(_ replacing: Int, with head: [String]) -> RedisCommand {

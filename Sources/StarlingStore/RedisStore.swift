@@ -73,6 +73,14 @@ public final class RedisStore: EventStore {
     private let retainSeconds: Int
     private let logger: Logger
     private var scriptSHA: String?
+    /// The publishes of this loop turn not yet sent: with one Redis they leave as one
+    /// `batch` call of the script when the turn ends (or before any other command, so
+    /// nothing overtakes them). Nil with a cluster, whose keys of one call must share a slot.
+    private var batch: PublishBatch?
+    private let batching: Bool
+    /// A batch is sent at once when it holds this many publishes (Redis runs a call whole,
+    /// blocking every other client meanwhile).
+    static let maxBatch = 64
     private var watches: [String: Watch] = [:]
     private var subscriptions: [String: ShardSubscription] = [:]
     private var counters = StoreStats()
@@ -114,6 +122,7 @@ public final class RedisStore: EventStore {
         self.retainEvents = max(1, retainEvents)
         self.retainSeconds = max(1, retainSeconds)
         self.logger = logger
+        batching = !shards.isCluster
         shards.onCommandsUp = { [unowned self] node in connectionUp(node.commands.role); commandsConnected(node) }
         shards.onSubscriberUp = { [unowned self] node in connectionUp(node.subscriber.role); subscriberConnected(node) }
         shards.onSubscriberDown = { [unowned self] node in
@@ -144,6 +153,7 @@ public final class RedisStore: EventStore {
 
     /// Opens every node's connections (they keep reconnecting on their own from then on).
     public func start() {
+        if batching { loop.onEveryTurn { [unowned self] in flushBatch() } }
         shards.start()
     }
 
@@ -201,21 +211,58 @@ public final class RedisStore: EventStore {
             return completion(.failure(BrokerError(.badRequest, "bad_event", "event [\(k + 1)]: follows the final event")))
         }
         guard !drafts.isEmpty else { return completion(.success(.nothingStored(duplicates: 0))) }
-        var command = scriptCommand(channel, capacity: RedisCodec.publishArgumentBytes(drafts))
-        if let ms = drafts.last(where: { $0.leaseMs != nil })?.leaseMs {
-            command.add("lease" as StaticString)
-            command.add(String(ms))
+        let leaseMs = drafts.last(where: { $0.leaseMs != nil })?.leaseMs
+        if batching {
+            if batch == nil { batch = PublishBatch(capacity: 64 * RedisCodec.publishArgumentBytes(drafts)) }
+            batch!.add(channel, drafts, leaseMs: leaseMs, completion)
+            if batch!.count >= Self.maxBatch { flushBatch() }
+            return
         }
-        RedisCodec.addPublishArguments(drafts, retainEvents: retainEvents, retainSeconds: retainSeconds, to: &command)
+        var command = scriptCommand(channel, capacity: RedisCodec.publishArgumentBytes(drafts))
+        if let leaseMs {
+            command.add("lease" as StaticString)
+            command.add(String(leaseMs))
+        }
+        command.add(retainEvents)
+        command.add(retainSeconds)
+        RedisCodec.addPublishArguments(drafts, to: &command)
         runScript(channel, command) { [weak self] reply, node in
+            self?.published(reply, node, channel, events: drafts.count, completion)
+        }
+    }
+
+    /// Sends this turn's publishes as one call: `EVALSHA <sha> <n> <keys> batch checked
+    /// <retention> <calls>`; each publish gets its own element of the reply.
+    private func flushBatch() {
+        guard let b = batch else { return }
+        batch = nil
+        var command = scriptCommand(keys: b.channels, capacity: b.arguments.byteCount + 96)
+        command.add("batch" as StaticString)
+        command.add("checked" as StaticString)
+        command.add(retainEvents)
+        command.add(retainSeconds)
+        command.add(argumentsOf: b.arguments)
+        runScript(b.channels[0], command) { [weak self] reply, node in
             guard let self else { return }
+            if case .array(let items)? = reply, items.count == b.channels.count {
+                for k in items.indices { self.published(items[k], node, b.channels[k], events: b.events[k], b.completions[k]) }
+            } else {
+                // No answer, or one for the whole call (LOADING, OOM, BUSY …): each publish hears it.
+                for k in b.channels.indices { self.published(reply, node, b.channels[k], events: b.events[k], b.completions[k]) }
+            }
+        }
+    }
+
+    /// One publish's reply from the script: its IDs, or the refusal it names.
+    private func published(_ reply: RedisReply?, _ node: RedisNode?, _ channel: String, events: Int,
+                           _ completion: @escaping (Result<AppendResult, BrokerError>) -> Void) {
             guard let reply else {
                 self.counters.commandErrors += 1
                 return completion(.failure(BrokerError(.unavailable, "store_unavailable",
                     "the Redis connection dropped before the batch was acknowledged; retry (with producer/seq to be safe)")))
             }
             switch reply {
-            case .array(let items) where items.count == drafts.count:
+            case .array(let items) where items.count == events:
                 // Only the IDs: subscribers get the events from the notification.
                 var first: EventID?, last: EventID?
                 var count = 0
@@ -242,7 +289,6 @@ public final class RedisStore: EventStore {
                 completion(.failure(BrokerError(.unavailable, "store_unavailable",
                     "Redis refused the publish: \(reply.errorMessage ?? "unexpected reply")")))
             }
-        }
     }
 
     /// `--redis-wait N`: WAIT on the connection that ran the script (WAIT counts the
@@ -267,21 +313,28 @@ public final class RedisStore: EventStore {
     /// `EVALSHA <sha> 1 starling:{channel}` (EVAL and the script's text until SCRIPT LOAD
     /// has answered), to which the caller adds the script's ARGV.
     private func scriptCommand(_ channel: String, capacity: Int) -> RedisCommand {
-        var command: RedisCommand
-        if let sha = scriptSHA {
-            command = RedisCommand(capacity: capacity + 96 + channel.utf8.count)
-            command.add("EVALSHA" as StaticString)
-            command.add(sha)
-        } else {
-            command = RedisCommand(capacity: capacity + 64 + channel.utf8.count + RedisPublishScript.source.utf8.count)
-            command.add("EVAL" as StaticString)
-            command.add(RedisPublishScript.source)
-        }
-        command.add("1" as StaticString)
-        RedisKeys.addStream(channel, to: &command)
+        var command = scriptCommand(keys: [channel], capacity: capacity)
         // The broker checked the channel, names, kinds, JSON, the final event's place (above,
         // in append) and the seqs before it calls: the script skips those checks.
         command.add("checked" as StaticString)
+        return command
+    }
+
+    /// `EVALSHA <sha> <n> <the channels' keys>` (EVAL and the text until SCRIPT LOAD answered).
+    private func scriptCommand(keys channels: [String], capacity: Int) -> RedisCommand {
+        var command: RedisCommand
+        let keyBytes = channels.reduce(0) { $0 + $1.utf8.count + 40 }
+        if let sha = scriptSHA {
+            command = RedisCommand(capacity: capacity + 96 + keyBytes)
+            command.add("EVALSHA" as StaticString)
+            command.add(sha)
+        } else {
+            command = RedisCommand(capacity: capacity + 64 + keyBytes + RedisPublishScript.source.utf8.count)
+            command.add("EVAL" as StaticString)
+            command.add(RedisPublishScript.source)
+        }
+        command.add(channels.count)
+        for channel in channels { RedisKeys.addStream(channel, to: &command) }
         return command
     }
 
@@ -289,7 +342,7 @@ public final class RedisStore: EventStore {
     /// master; `done` gets the reply and the node that ran it, or nil if no master of the
     /// slot can be reached or the connection dropped before it answered.
     private func runScript(_ channel: String, _ command: RedisCommand, retried: Bool = false, _ done: @escaping (RedisReply?, RedisNode?) -> Void) {
-        shards.send(channel, [command]) { [weak self] reply, node in
+        send(channel, [command]) { [weak self] reply, node in
             guard let self else { return }
             if case .error(let message)? = reply, message.hasPrefix("NOSCRIPT"), !retried {
                 // The script cache was flushed: EVAL carries the text and caches it again.
@@ -298,6 +351,13 @@ public final class RedisStore: EventStore {
             }
             done(reply, node)
         }
+    }
+
+    /// Every command goes through here: the publishes waiting for the turn's end leave first,
+    /// so no later command (a Stop, a read after a publish) overtakes them.
+    private func send(_ channel: String, _ commands: [RedisCommand], _ done: @escaping (RedisReply?, RedisNode?) -> Void) {
+        flushBatch()
+        shards.send(channel, commands, done)
     }
 
     /// The end state a script error names (`FINAL`, `CANCELLED`, `ABANDONED starling: …`).
@@ -357,7 +417,7 @@ public final class RedisStore: EventStore {
         switch from {
         case .live:
             // Only the final state matters: nothing is replayed.
-            shards.send(channel, [RedisCommand("XINFO", "STREAM", key)]) { reply, _ in
+            send(channel, [RedisCommand("XINFO", "STREAM", key)]) { reply, _ in
                 guard let reply else { return completion(.failure(Self.unreachable)) }
                 let info = RedisCodec.streamInfo(reply, channel: channel)
                 completion(.success(ReadResult(events: [], gap: nil, reachedEnd: true, finalID: Self.finalID(info),
@@ -386,7 +446,7 @@ public final class RedisStore: EventStore {
         // so a trim between them can neither fake nor hide a gap. One more entry than the
         // page tells whether the page reaches the end.
         let commands = [RedisCommand("XINFO", "STREAM", key), RedisCommand("XRANGE", key, start, "+", "COUNT", String(fetch + 1))]
-        shards.send(channel, commands) { [weak self] reply, _ in
+        send(channel, commands) { [weak self] reply, _ in
             // Everyone who joined this read gets its answer (even if the watch ended meanwhile).
             let joined = w?.loading.removeValue(forKey: joinKey) ?? []
             let result: Result<ReadResult, BrokerError>
@@ -443,7 +503,7 @@ public final class RedisStore: EventStore {
     }
 
     public func info(_ channel: String, completion: @escaping (Result<ChannelInfo, BrokerError>) -> Void) {
-        shards.send(channel, [RedisCommand("XINFO", "STREAM", RedisKeys.stream(channel))]) { reply, _ in
+        send(channel, [RedisCommand("XINFO", "STREAM", RedisKeys.stream(channel))]) { reply, _ in
             guard let reply else { return completion(.failure(Self.unreachable)) }
             guard let info = RedisCodec.streamInfo(reply, channel: channel) else {
                 // "no such key": a channel never published, or expired.
@@ -529,7 +589,7 @@ public final class RedisStore: EventStore {
         guard w.lastDelivered == nil, !w.baselinePending else { return }
         w.baselinePending = true
         let epoch = tailEpoch
-        shards.send(channel, [RedisCommand("XREVRANGE", RedisKeys.stream(channel), "+", "-", "COUNT", "1")]) { [weak self] reply, _ in
+        send(channel, [RedisCommand("XREVRANGE", RedisKeys.stream(channel), "+", "-", "COUNT", "1")]) { [weak self] reply, _ in
             guard let self, self.watches[channel] === w else { return }
             w.baselinePending = false
             guard let reply else { return }  // retried on reconnect
@@ -565,7 +625,7 @@ public final class RedisStore: EventStore {
         command.add("COUNT" as StaticString)
         command.add(Self.fillPageSize)
         // Unreachable: nil comes back at once; the reconnect or the next tick catches up.
-        shards.send(channel, [command]) { [weak self] reply, _ in self?.filled(channel, w, reply) }
+        send(channel, [command]) { [weak self] reply, _ in self?.filled(channel, w, reply) }
     }
 
     private func filled(_ channel: String, _ w: Watch, _ reply: RedisReply?) {

@@ -162,6 +162,30 @@ final class ScriptTests: XCTestCase {
         XCTAssertTrue(bad.contains("ERR starling"), bad)
     }
 
+    /// `batch`: n calls in one, each with its own reply; a refusal is that call's alone, and a
+    /// batch whose counts do not match its keys is refused whole.
+    func testBatchRunsEachCallWithItsOwnReply() throws {
+        let script = try String(contentsOf: repositoryRoot.appendingPathComponent("ops/redis/publish.lua"), encoding: .utf8)
+        let sha = try sharedRedisCLI("SCRIPT", "LOAD", script)
+        let open = "starling:{\(uniqueChannel("batch"))}", ended = "starling:{\(uniqueChannel("batch"))}"
+        _ = try sharedRedisCLI("EVALSHA", sha, "1", ended, "1000", "3600", "done", "x", "text", "", "1", "", "")
+        let reply = try sharedRedisCLI("EVALSHA", sha, "3", open, ended, open, "batch", "checked", "1000", "3600",
+                                       "7", "token", "a", "text", "", "0", "", "",
+                                       "7", "token", "b", "text", "", "0", "", "",
+                                       "9", "lease", "5000", "token", "c", "text", "", "0", "", "")
+        let lines = reply.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 3, reply)
+        XCTAssertNotNil(EventID(lines[0]), reply)
+        XCTAssertTrue(lines[1].contains("FINAL"), reply)
+        XCTAssertNotNil(EventID(lines[2]), reply)
+        XCTAssertEqual(try sharedRedisCLI("XLEN", open), "2")
+        XCTAssertEqual(try sharedRedisCLI("XLEN", ended), "1", "nothing of the refused call is stored")
+        XCTAssertEqual(try sharedRedisCLI("HGET", open + ":state", "ms"), "5000")
+        let misshapen = try sharedRedisCLI("EVALSHA", sha, "2", open, ended, "batch", "1000", "3600", "7", "token", "d", "text", "", "0", "", "")
+        XCTAssertTrue(misshapen.contains("ERR starling: batch"), misshapen)
+        XCTAssertEqual(try sharedRedisCLI("XLEN", open), "2", "a misshapen batch stores nothing")
+    }
+
     func testBadScriptArgumentsAreRefusedAndStoreNothing() throws {
         let script = try String(contentsOf: repositoryRoot.appendingPathComponent("ops/redis/publish.lua"), encoding: .utf8)
         let ch = uniqueChannel("script")

@@ -8,6 +8,14 @@
 --   EVALSHA <sha> 1 starling:{<channel>} cancel <retain-events> <retain-seconds> <data>
 --   EVALSHA <sha> 1 starling:{<channel>} hold <retain-events> <retain-seconds>
 --   EVALSHA <sha> 1 starling:{<channel>} lapse <retain-events> <retain-seconds>
+--   EVALSHA <sha> <n> starling:{<ch1>} … starling:{<chn>} batch [checked] <retain-events> <retain-seconds> <argc1> <args1>… <argcn> <argsn>…
+--   runs n calls in one: call k is KEYS[k] with the argc_k arguments after its count, as
+--   its own EVALSHA would take them without `checked` and the retention pair, which the
+--   batch gives once for all ([lease <ms>] <event>…, cancel <data>, hold, lapse). The reply
+--   holds each call's reply; an error among them is that call's alone (nothing of that call
+--   is stored). The broker sends the publishes of one loop turn this way to one Redis (not
+--   to a cluster, whose keys of one call must share a slot): the call's own cost in Redis
+--   and the arguments every call repeats are paid once per batch (docs/redis.md).
 --   Any form may start with `checked` (EVALSHA <sha> 1 starling:{<channel>} checked ...):
 --   the caller has already checked the channel name, the event names, kinds, JSON data,
 --   the final event's place and the seqs as SPEC §4 and §5 ask (the broker does, before it
@@ -72,11 +80,29 @@
 -- "v1", the ID before the batch ("" if none), then per stored event: id, name,
 -- flags ("t"|"j", then "c" if conflated, "f" if final), conflate, data.
 
-local key = KEYS[1]
+-- A length in decimal. string.format and number-to-string conversions run sprintf, ~1.5k
+-- instructions each under callgrind: the notification's lengths (IDs, names, short
+-- data) are made with string.char instead, sprintf only from 10,000 up.
+local function dec(n)
+  if n < 10 then return string.char(48 + n) end
+  local u = n % 10
+  local t = (n - u) / 10
+  if n < 100 then return string.char(48 + t, 48 + u) end
+  local tt = t % 10
+  local h = (t - tt) / 10
+  if n < 1000 then return string.char(48 + h, 48 + tt, 48 + u) end
+  if n < 10000 then local hh = h % 10; return string.char(48 + (h - hh) / 10, 48 + hh, 48 + tt, 48 + u) end
+  return string.format('%d', n)
+end
+
+-- One call: `key` with ARGV[first .. last] as its arguments; returns its reply. In a batch
+-- `r` is the ARGV index of the shared <retain-events> (and `checked` the batch's); alone,
+-- the retention pair follows the call's form. (The body is not indented one step further,
+-- so its history stays readable.)
+local function run(key, first, last, r, checked)
 local mode = 'publish'
-local a = 1            -- ARGV index of <retain-events>
-local checked = ARGV[1] == 'checked'
-if checked then a = 2 end
+local a = first        -- ARGV index of the call's next argument
+if not r and ARGV[a] == 'checked' then checked = true; a = a + 1 end
 local leaseForm = ARGV[a] == 'lease'
 local leaseMs
 if leaseForm then
@@ -86,7 +112,10 @@ elseif ARGV[a] == 'cancel' or ARGV[a] == 'hold' or ARGV[a] == 'lapse' then
   mode = ARGV[a]
   a = a + 1
 end
-local count = (#ARGV - a - 1) / 7
+if not r then r = a; a = a + 2 end
+-- Now ARGV[r], ARGV[r + 1] are the retention pair and ARGV[a .. last] the events (or the
+-- cancel's data).
+local count = (last - a + 1) / 7
 
 -- (A plain publish runs no code it does not need: every closure and table a call makes
 -- costs allocation and garbage collection, which callgrind showed as the bulk of a
@@ -96,28 +125,28 @@ local count = (#ARGV - a - 1) / 7
 local bad   -- the message of a refusal: 'ERR starling: ' .. bad
 
 -- (string.find, not string.match: a match makes a string of what it matched.)
-if #KEYS ~= 1 or not (checked or string.find(key, '^starling:{[A-Za-z0-9._:@-]+}$')) then
+if not (checked or string.find(key, '^starling:{[A-Za-z0-9._:@-]+}$')) then
   return redis.error_reply('ERR starling: the one key must be starling:{channel}')
 end
 -- Numbers handed to redis.call or joined to strings are formatted with "%.14g" each time,
 -- and tonumber runs strtod: plain integer arguments (the broker's) are passed on as their
 -- own digits; anything else tonumber accepts is read and formatted as before.
-local maxlenArg, ttlMsArg = ARGV[a], nil
-if string.find(maxlenArg or '', '^[1-9]%d*$') and string.find(ARGV[a + 1] or '', '^[1-9]%d*$') then
-  ttlMsArg = ARGV[a + 1] .. '000'
+local maxlenArg, ttlMsArg = ARGV[r], nil
+if string.find(maxlenArg or '', '^[1-9]%d*$') and string.find(ARGV[r + 1] or '', '^[1-9]%d*$') then
+  ttlMsArg = ARGV[r + 1] .. '000'
 else
-  local maxlen, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local maxlen, ttl = tonumber(ARGV[r]), tonumber(ARGV[r + 1])
   if not maxlen or maxlen < 1 or not ttl or ttl < 1 then
     return redis.error_reply('ERR starling: retain-events and retain-seconds must be positive integers')
   end
-  maxlenArg = string.find(ARGV[a], '^%d+$') and ARGV[a] or string.format('%d', maxlen)
-  ttlMsArg = string.find(ARGV[a + 1], '^%d+$') and (ARGV[a + 1] .. '000') or string.format('%d', ttl * 1000)
+  maxlenArg = string.find(ARGV[r], '^%d+$') and ARGV[r] or string.format('%d', maxlen)
+  ttlMsArg = string.find(ARGV[r + 1], '^%d+$') and (ARGV[r + 1] .. '000') or string.format('%d', ttl * 1000)
 end
 if leaseForm and (not leaseMs or leaseMs ~= math.floor(leaseMs) or leaseMs < 1000 or leaseMs > 86400000) then
   bad = 'lease takes whole milliseconds from 1000 to 86400000'
-elseif mode == 'cancel' and (#ARGV ~= a + 2 or not pcall(cjson.decode, ARGV[a + 2])) then
+elseif mode == 'cancel' and (last ~= a or not pcall(cjson.decode, ARGV[a])) then
   bad = 'cancel takes retain-events, retain-seconds and the JSON data of the starling.cancelled event'
-elseif (mode == 'hold' or mode == 'lapse') and #ARGV ~= a + 1 then
+elseif (mode == 'hold' or mode == 'lapse') and last ~= a - 1 then
   bad = mode .. ' takes retain-events and retain-seconds'
 elseif mode == 'publish' and (count < 1 or count % 1 ~= 0) then
   bad = 'after the two retention arguments, each event takes 7: name data kind conflate final producer seq'
@@ -127,7 +156,7 @@ if bad then return redis.error_reply('ERR starling: ' .. bad) end
 -- Producer seqs: helpers only when some event carries one.
 local seqs = false
 for i = 0, (mode == 'publish' and count or 0) - 1 do
-  if ARGV[a + 8 + i * 7] ~= '' then seqs = true; break end
+  if ARGV[a + 6 + i * 7] ~= '' then seqs = true; break end
 end
 local less, integer, succ, position
 local MAXINT = '9223372036854775807'
@@ -167,7 +196,7 @@ end
 
 -- Check the whole batch before storing anything: all or nothing (`checked`: the caller did).
 for i = 0, (mode == 'publish' and not checked and count or 0) - 1 do
-  local b = a + 2 + i * 7
+  local b = a + i * 7
   local name, data, kind, final, seq = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 4], ARGV[b + 6]
   if #name < 1 or #name > 64 or not string.find(name, '^[A-Za-z0-9._:-]+$')
       or (#name >= 9 and string.sub(name, 1, 9) == 'starling.') then
@@ -315,7 +344,7 @@ if mode == 'hold' then
 end
 if mode == 'cancel' then
   if state ~= 'open' then return ended_reply() end
-  return finish('starling.cancelled', ARGV[a + 2])
+  return finish('starling.cancelled', ARGV[a])
 end
 
 -- Judge every producer event before writing anything: repeat, next, or refusal.
@@ -329,7 +358,7 @@ if seqs then
 at, changed, repeated = {}, {}, {}
 local isChanged = {}
 for i = 0, count - 1 do
-  local b = a + 2 + i * 7
+  local b = a + i * 7
   local producer, seq = ARGV[b + 5], ARGV[b + 6]
   if producer ~= '' and seq ~= '' then
     local e, q = position(seq)
@@ -367,28 +396,13 @@ if refusal then return redis.error_reply(refusal) end
 -- The lease: set by this batch, renewed by every batch of a leased channel.
 local leased = state == 'open' and renew ~= nil and renew()
 
--- A length in decimal. string.format and number-to-string conversions run sprintf, ~1.5k
--- instructions each under callgrind: the notification's lengths (IDs, names, short
--- data) are made with string.char instead, sprintf only from 10,000 up.
-local function dec(n)
-  if n < 10 then return string.char(48 + n) end
-  local u = n % 10
-  local t = (n - u) / 10
-  if n < 100 then return string.char(48 + t, 48 + u) end
-  local tt = t % 10
-  local h = (t - tt) / 10
-  if n < 1000 then return string.char(48 + h, 48 + tt, 48 + u) end
-  if n < 10000 then local hh = h % 10; return string.char(48 + (h - hh) / 10, 48 + hh, 48 + tt, 48 + u) end
-  return string.format('%d', n)
-end
-
 local ended = false
 local ids                -- the reply: one ID (or "") per event
 local notice             -- the notification: a string for one event, else its parts
 local stored = 0
 local first, idMs, nextSeq, last    -- the batch's first ID, its milliseconds (batches only)
 for i = 0, count - 1 do
-  local b = a + 2 + i * 7
+  local b = a + i * 7
   if repeated and repeated[i] then
     if ids then ids[#ids + 1] = '' else ids = { '' } end
   else
@@ -494,3 +508,33 @@ if stored > 0 then
 end
 if changed and #changed > 0 then redis.call('PEXPIRE', producers, ttlMsArg) end
 return ids
+end
+
+if ARGV[1] ~= 'batch' then
+  if #KEYS ~= 1 then return redis.error_reply('ERR starling: the one key must be starling:{channel}') end
+  return run(KEYS[1], 1, #ARGV)
+end
+-- A batch: check its shape, then run each call; a call that raises (a command refused
+-- midway, say OOM) answers with its error and the others go on.
+local checked = ARGV[2] == 'checked'
+local r = checked and 3 or 2
+local bounds, i = {}, r + 2
+while i <= #ARGV do
+  local argc = tonumber(ARGV[i])
+  if not argc or argc < 1 or argc % 1 ~= 0 or i + argc > #ARGV then break end
+  bounds[#bounds + 1] = i
+  i = i + argc + 1
+end
+if i ~= #ARGV + 1 or #bounds ~= #KEYS then
+  return redis.error_reply('ERR starling: batch takes [checked], the retention pair, then per key a count and that many arguments')
+end
+local replies = {}
+for k = 1, #KEYS do
+  local at = bounds[k]
+  local ok, reply = pcall(run, KEYS[k], at + 1, at + tonumber(ARGV[at]), r, checked)
+  if not ok then
+    reply = type(reply) == 'table' and reply.err and reply or redis.error_reply('ERR starling: ' .. tostring(reply))
+  end
+  replies[k] = reply
+end
+return replies
