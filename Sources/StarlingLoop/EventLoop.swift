@@ -16,6 +16,7 @@ public final class EventLoop {
 
     private let prepare: UnsafeMutablePointer<uv_prepare_t>
     private var turnHooks: [() -> Void] = []
+    private var sealHooks: [() -> Void] = []
     /// Work for other loops gathered during this turn, by destination: sent as one batch per
     /// destination just before this loop blocks, so N events to N loops cost N wake-ups.
     private var outboxes: [[@Sendable () -> Void]] = []
@@ -67,8 +68,17 @@ public final class EventLoop {
     /// flush their queued bytes (one gathered write per turn) and publishers top up.
     public func onEveryTurn(_ body: @escaping () -> Void) { turnHooks.append(body) }
 
+    /// Runs `body` at the end of every loop turn after every `onEveryTurn` hook, just before
+    /// this turn's work for other loops leaves (`send`): where a component seals its own
+    /// per-turn batch for another loop and sends it. Whatever the turn (its hooks included)
+    /// added is in that batch; whatever callbacks add after it (inbox drains, I/O, timers
+    /// run later in the same libuv iteration) is sealed at the next turn's end, which comes
+    /// before the loop blocks again. `body` must not add work for the turn hooks.
+    public func onTurnSealed(_ body: @escaping () -> Void) { sealHooks.append(body) }
+
     private func turnEnded() {
         for hook in turnHooks { hook() }
+        for seal in sealHooks { seal() }
         sendOutboxes()
     }
 

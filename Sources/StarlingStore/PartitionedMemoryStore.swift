@@ -8,8 +8,81 @@
 // subscribers) and sends each stored batch to them. Messages between two loops keep their
 // order, so a watch followed by a read reaches the owner in that order, and every event
 // stored after the read arrives after its result: replay meets live with no gap.
+//
+// How messages travel (docs/design.md, "Cross-loop batching"): every message from this
+// store to another loop's, whatever its kind, goes into one outbox per destination, in
+// order; the outbox is sealed at the end of the loop turn (`EventLoop.onTurnSealed`) and
+// handed over as one inbox item, so a turn costs one lock and one wake-up per peer, not one
+// per publish. The hot messages are typed (`PeerMessage`): an append, its answer and a
+// stored batch make no closure. The owner answers appends from one loop in the order they
+// came, so the caller keeps their completions in a FIFO per owner and needs no ticket.
+import DequeModule
 import StarlingCore
 import StarlingLoop
+
+/// What one loop's store sends another's. Sendable: everything in it is immutable or a copy.
+enum PeerMessage: Sendable {
+    /// Store `drafts` on `channel` (the receiver owns it); answered by one `.appended`.
+    case append([EventDraft], channel: String)
+    /// The answer to the oldest `.append` the receiver sent and has not had answered.
+    case appended(Result<AppendResult, BrokerError>)
+    /// A batch stored on `channel`, which the receiver watches.
+    case stored([StoredEvent], channel: String)
+    /// The sender has local subscribers on `channel` (the receiver owns it) / no longer has.
+    case watch(String)
+    case unwatch(String)
+    /// Anything else (reads, info, cancel, leases, and their answers): rare, so a closure.
+    case run(@Sendable (PartitionedMemoryStore) -> Void)
+}
+
+/// One turn's messages to one peer, in order. The receiver moves each out (no copy, no
+/// retain and release of its contents); the sender stops touching the batch once sent.
+/// @unchecked Sendable: built on one loop, then handed whole to another (the inbox's
+/// mutex orders the two), never touched by both.
+final class PeerBatch: @unchecked Sendable {
+    private var messages: UnsafeMutablePointer<PeerMessage>
+    private var capacity: Int
+    private var count = 0
+    /// The next message `next` moves out.
+    private var first = 0
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 8)
+        messages = .allocate(capacity: self.capacity)
+    }
+
+    deinit {
+        (messages + first).deinitialize(count: count - first)
+        messages.deallocate()
+    }
+
+    func append(_ message: PeerMessage) {
+        if count == capacity {
+            let larger = UnsafeMutablePointer<PeerMessage>.allocate(capacity: capacity * 2)
+            larger.moveInitialize(from: messages, count: count)
+            messages.deallocate()
+            messages = larger
+            capacity *= 2
+        }
+        (messages + count).initialize(to: message)
+        count += 1
+    }
+
+    var size: Int { count }
+
+    /// The next message, moved out of the batch; nil after the last.
+    func next() -> PeerMessage? {
+        guard first < count else { return nil }
+        defer { first += 1 }
+        return (messages + first).move()
+    }
+}
+
+/// The completion of an append sent to its owner. A struct, so a Deque holds the closure
+/// as it is (a bare closure in a generic container is wrapped in a thunk: one allocation).
+private struct AppendCompletion {
+    let done: (Result<AppendResult, BrokerError>) -> Void
+}
 
 public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
     // unowned(unsafe): as MemoryStore.delegate.
@@ -23,8 +96,16 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
     let partition: MemoryStore
     /// Every loop's store, by loop index (this one included); set once by `group`.
     private var peers: [LoopBound<PartitionedMemoryStore>] = []
+    /// The seed of the owner hash, the same on every loop; set once by `group`.
+    private var seed: UInt64 = 0
     /// For channels this loop owns: the loops with local subscribers, by index.
     private var watchers: [String: [Int]] = [:]
+    /// This turn's messages to each peer, by loop index, in order; sent when the turn ends.
+    private var outbox: [PeerBatch?] = []
+    /// How many messages each peer's last batch held: room reserved for the next.
+    private var lastBatch: [Int] = []
+    /// Completions of the appends sent to each owner, oldest first (answers come in order).
+    private var awaiting: [Deque<AppendCompletion>] = []
 
     init(loop: EventLoop, partition: MemoryStore) {
         self.loop = loop
@@ -38,28 +119,107 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
             PartitionedMemoryStore(loop: $0, partition: MemoryStore(retainEvents: retainEvents, retainSeconds: retainSeconds))
         }
         let bound = stores.map { LoopBound($0, on: $0.loop) }
-        for s in stores { s.peers = bound }
+        // Seeded per process, as Swift's own string hash: which loop owns a channel cannot
+        // be chosen from outside.
+        let seed = UInt64.random(in: 0...UInt64.max)
+        for s in stores {
+            s.peers = bound
+            s.seed = seed
+            guard stores.count > 1 else { continue }
+            s.outbox = Array(repeating: nil, count: stores.count)
+            s.lastBatch = Array(repeating: 0, count: stores.count)
+            s.awaiting = Array(repeating: [], count: stores.count)
+            s.loop.onTurnSealed { [unowned s] in s.seal() }
+        }
         return stores
     }
 
     private var index: Int { loop.index }
 
-    /// The loop owning `channel`. Swift's string hash is seeded once per process, so
-    /// every loop computes the same owner.
+    /// The loop owning `channel`: a multiplicative hash of its bytes, eight at a time, from
+    /// a per-process seed, the same on every loop (channel names are ASCII, so equal names
+    /// have equal bytes). A fraction of the cost of `hashValue` (SipHash) on a short name,
+    /// and every publish asks.
     func owner(of channel: String) -> Int {
-        peers.count == 1 ? 0 : Int(UInt(bitPattern: channel.hashValue) % UInt(peers.count))
+        guard peers.count > 1 else { return 0 }
+        var name = channel
+        let h = name.withUTF8 { utf8 in
+            let bytes = UnsafeRawBufferPointer(utf8)
+            let m: UInt64 = 0x9E37_79B9_7F4A_7C15
+            var h = seed ^ (UInt64(bytes.count) &* m)
+            var at = 0
+            while at + 8 <= bytes.count {
+                h = (h ^ bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)) &* m
+                h ^= h >> 32
+                at += 8
+            }
+            var tail: UInt64 = 0
+            var shift: UInt64 = 0
+            while at < bytes.count {
+                tail |= UInt64(bytes[at]) << shift
+                shift += 8
+                at += 1
+            }
+            h = (h ^ tail) &* m
+            return h ^ (h >> 29)
+        }
+        return Int(h % UInt64(peers.count))
+    }
+
+    // MARK: messages to other loops
+
+    /// Queues `message` for loop `k` (not this one), after everything queued for it before.
+    private func post(_ message: PeerMessage, to k: Int) {
+        if let batch = outbox[k] { return batch.append(message) }
+        let batch = PeerBatch(capacity: lastBatch[k])
+        batch.append(message)
+        outbox[k] = batch
+    }
+
+    /// End of the loop turn: each peer's messages leave as one inbox item.
+    private func seal() {
+        for k in outbox.indices {
+            guard let batch = outbox[k] else { continue }
+            outbox[k] = nil
+            lastBatch[k] = batch.size
+            let peer = peers[k], from = index
+            loop.send(to: peer.loop.inbox) { peer.value.receive(batch, from: from) }
+        }
+    }
+
+    /// Loop `k`'s messages of one of its turns, in its order.
+    private func receive(_ batch: PeerBatch, from k: Int) {
+        while let message = batch.next() {
+            switch consume message {
+            case .append(let drafts, let channel):
+                // Answered at once, before the events reach any watcher (MemoryStore's
+                // order): the answer goes back ahead of the batch it stored.
+                let now = partition.appendNow(drafts, to: channel) { post(.appended($0), to: k) }
+                precondition(now, "the memory engine appends at once")
+            case .appended(let result):
+                let completion = awaiting[k].removeFirst()
+                completion.done(result)
+            case .stored(let events, let channel):
+                delegate?.store(didAppend: events, to: channel)
+            case .watch(let channel):
+                addWatcher(k, channel)
+            case .unwatch(let channel):
+                removeWatcher(k, channel)
+            case .run(let body):
+                body(self)
+            }
+        }
     }
 
     /// Runs `work` with partition `o`'s store on its loop and hands its result back to
-    /// `completion` on this loop.
+    /// `completion` on this loop, both ways in order with every other message.
     private func onLoop<T: Sendable>(_ o: Int, _ completion: @escaping (T) -> Void,
                                      _ work: @escaping @Sendable (MemoryStore, @escaping (T) -> Void) -> Void) {
         let reply = LoopBound(completion, on: loop)
-        peers[o].send(from: loop) { store in
-            work(store.partition) { result in
-                reply.send(from: store.loop) { $0(result) }
-            }
-        }
+        let me = index
+        post(.run { owner in
+            work(owner.partition) { result in owner.post(.run { _ in reply.value(result) }, to: me) }
+        }, to: o)
     }
 
     // Each call: a channel this loop owns is served at once, with no closure made (the
@@ -69,7 +229,8 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
                        completion: @escaping (Result<AppendResult, BrokerError>) -> Void) {
         let o = owner(of: channel)
         if o == index { return partition.append(drafts, to: channel, completion: completion) }
-        onLoop(o, completion) { store, done in store.append(drafts, to: channel, completion: done) }
+        awaiting[o].append(AppendCompletion(done: completion))
+        post(.append(drafts, channel: channel), to: o)
     }
 
     public func appendNow(_ drafts: [EventDraft], to channel: String,
@@ -99,17 +260,19 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
     public func holdLease(_ channel: String) {
         let o = owner(of: channel)
         if o == index { return partition.holdLease(channel) }
-        peers[o].send(from: loop) { $0.partition.holdLease(channel) }
+        post(.run { $0.partition.holdLease(channel) }, to: o)
     }
 
     public func watch(_ channel: String) {
-        let me = index
-        peers[owner(of: channel)].send(from: loop) { $0.addWatcher(me, channel) }
+        let o = owner(of: channel)
+        if o == index { return addWatcher(o, channel) }
+        post(.watch(channel), to: o)
     }
 
     public func unwatch(_ channel: String) {
-        let me = index
-        peers[owner(of: channel)].send(from: loop) { $0.removeWatcher(me, channel) }
+        let o = owner(of: channel)
+        if o == index { return removeWatcher(o, channel) }
+        post(.unwatch(channel), to: o)
     }
 
     private func addWatcher(_ k: Int, _ channel: String) {
@@ -131,7 +294,7 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
     public func tick(nowMs: UInt64) { partition.tick(nowMs: nowMs) }
 
     /// The partition stored events of a channel this loop owns: hand them to every
-    /// watching loop (this one directly, the others through their inboxes, batched).
+    /// watching loop (this one directly, the others in this turn's batch to them).
     public func store(didAppend events: [StoredEvent], to channel: String) {
         // One loop: the broker looks up its own legs; no second lookup here.
         if peers.count == 1 { return delegate?.store(didAppend: events, to: channel) ?? () }
@@ -140,7 +303,7 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
             if k == index {
                 delegate?.store(didAppend: events, to: channel)
             } else {
-                peers[k].send(from: loop) { $0.delegate?.store(didAppend: events, to: channel) }
+                post(.stored(events, channel: channel), to: k)
             }
         }
     }
