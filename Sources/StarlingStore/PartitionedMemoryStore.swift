@@ -142,28 +142,31 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
     /// and every publish asks.
     func owner(of channel: String) -> Int {
         guard peers.count > 1 else { return 0 }
-        var name = channel
-        let h = name.withUTF8 { utf8 in
-            let bytes = UnsafeRawBufferPointer(utf8)
-            let m: UInt64 = 0x9E37_79B9_7F4A_7C15
-            var h = seed ^ (UInt64(bytes.count) &* m)
-            var at = 0
-            while at + 8 <= bytes.count {
-                h = (h ^ bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)) &* m
-                h ^= h >> 32
-                at += 8
-            }
-            var tail: UInt64 = 0
-            var shift: UInt64 = 0
-            while at < bytes.count {
-                tail |= UInt64(bytes[at]) << shift
-                shift += 8
-                at += 1
-            }
-            h = (h ^ tail) &* m
-            return h ^ (h >> 29)
-        }
+        // A native string lends its bytes without a copy or a retain; any other is copied.
+        let h = channel.utf8.withContiguousStorageIfAvailable { hash(UnsafeRawBufferPointer($0)) }
+            ?? Array(channel.utf8).withUnsafeBytes { hash($0) }
         return Int(h % UInt64(peers.count))
+    }
+
+    @inline(__always)
+    private func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        let m: UInt64 = 0x9E37_79B9_7F4A_7C15
+        var h = seed ^ (UInt64(bytes.count) &* m)
+        var at = 0
+        while at + 8 <= bytes.count {
+            h = (h ^ bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)) &* m
+            h ^= h >> 32
+            at += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while at < bytes.count {
+            tail |= UInt64(bytes[at]) << shift
+            shift += 8
+            at += 1
+        }
+        h = (h ^ tail) &* m
+        return h ^ (h >> 32)
     }
 
     // MARK: messages to other loops

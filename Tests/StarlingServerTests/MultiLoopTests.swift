@@ -36,6 +36,68 @@ final class MultiLoopTests: XCTestCase {
         }
     }
 
+    /// The cross-loop hop under load: four publishers pipeline 50 publishes at a time over
+    /// eight channels (with four loops most are owned by another loop than the publisher's,
+    /// so most appends go there and back in per-turn batches, mixed with answers and stored
+    /// batches for the subscribers' loops). Every publish is answered 200, in request order:
+    /// a connection's IDs on a channel increase, and the ID each answer names carries that
+    /// request's data. Every subscriber, wherever it landed, gets its channel's events once
+    /// each, in ID order, live-only and replaying from the start alike.
+    func testPipelinedPublishesOnOtherLoopsChannelsAreAnsweredInOrderAndDeliveredOnce() throws {
+        try onFourLoops(["--retain-events", "20000"]) { broker, engine in
+            let channels = (0..<8).map { _ in uniqueChannel("hop") }
+            // Three subscribers a channel: two live-only, one from the start.
+            let subscribers = try channels.map { ch in
+                try [broker.client.subscribe(ch), broker.client.subscribe(ch), broker.client.subscribe(ch, lastEventID: "earliest")]
+            }
+            XCTAssertGreaterThanOrEqual(try broker.connectionsPerLoop().filter { $0 > 0 }.count, 3, "[\(engine)] subscribers on several loops")
+            let publishers = try (0..<4).map { _ in try BlockingConnection(port: broker.port) }
+            let rounds = 8, pipeline = 50
+            // What each channel was sent, by the ID its answer named.
+            var stored = [[(id: EventID, data: String)]](repeating: [], count: channels.count)
+            for round in 0..<rounds {
+                var sent = [[(channel: Int, data: String)]](repeating: [], count: publishers.count)
+                for (p, c) in publishers.enumerated() {
+                    var bytes: [UInt8] = []
+                    for k in 0..<pipeline {
+                        let n = round * pipeline + k
+                        let ch = (n * 5 + p * 3 + n / 8) % channels.count
+                        let data = "p\(p)-\(n)"
+                        sent[p].append((ch, data))
+                        bytes += StarlingHTTPClient.format("POST", "/v1/channels/\(channels[ch])/events",
+                                                           headers: [("Content-Type", "text/plain")], body: Array(data.utf8))
+                    }
+                    try c.send(bytes)  // one write: the broker reads them as one pipelined batch
+                }
+                for (p, c) in publishers.enumerated() {
+                    var lastOnChannel = [EventID?](repeating: nil, count: channels.count)
+                    for (ch, data) in sent[p] {
+                        let r = try HTTPResponse.read(from: c)
+                        XCTAssertEqual(r.status, 200, "[\(engine)] \(data): \(r.text)")
+                        let v = try JSONParser.parse(r.body)
+                        XCTAssertEqual(v["count"], .number("1"), "[\(engine)] \(data)")
+                        let id = EventID(v["first"]!.stringValue!)!
+                        if let last = lastOnChannel[ch] { XCTAssertGreaterThan(id, last, "[\(engine)] \(data): answers in request order") }
+                        lastOnChannel[ch] = id
+                        stored[ch].append((id, data))
+                    }
+                }
+            }
+            for (ch, list) in subscribers.enumerated() {
+                let want = stored[ch].sorted { $0.id < $1.id }
+                XCTAssertEqual(Set(want.map(\.id)).count, want.count, "[\(engine)] one ID per publish")
+                for (k, s) in list.enumerated() {
+                    let got = try s.next(want.count, timeout: 10)
+                    XCTAssertEqual(got.count, want.count, "[\(engine)] channel \(ch), subscriber \(k): every event")
+                    XCTAssertTrue(got.map { $0.id ?? "" } == want.map { $0.id.description }, "[\(engine)] channel \(ch), subscriber \(k): once each, in ID order")
+                    XCTAssertTrue(got.map(\.data) == want.map(\.data), "[\(engine)] channel \(ch), subscriber \(k): each answer named its own event")
+                    XCTAssertNil(try s.next(timeout: 0.2), "[\(engine)] channel \(ch), subscriber \(k): nothing more")
+                }
+            }
+            XCTAssertEqual(try broker.metric("starling_events_published_total"), rounds * pipeline * publishers.count, "[\(engine)]")
+        }
+    }
+
     func testChannelInfoAndMetricsCountSubscribersOnEveryLoop() throws {
         try onFourLoops { broker, engine in
             let ch = uniqueChannel("count")
