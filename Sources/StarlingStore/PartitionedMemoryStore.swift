@@ -56,7 +56,7 @@ final class PeerBatch: @unchecked Sendable {
         messages.deallocate()
     }
 
-    func append(_ message: PeerMessage) {
+    func append(_ message: consuming PeerMessage) {
         if count == capacity {
             let larger = UnsafeMutablePointer<PeerMessage>.allocate(capacity: capacity * 2)
             larger.moveInitialize(from: messages, count: count)
@@ -158,21 +158,24 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
             h ^= h >> 32
             at += 8
         }
-        var tail: UInt64 = 0
-        var shift: UInt64 = 0
-        while at < bytes.count {
-            tail |= UInt64(bytes[at]) << shift
-            shift += 8
-            at += 1
+        let rest = bytes.count - at
+        if rest > 0 {
+            var tail: UInt64 = 0
+            if bytes.count >= 8 {
+                // The last 8 bytes in one load, the ones already hashed shifted out.
+                tail = bytes.loadUnaligned(fromByteOffset: bytes.count - 8, as: UInt64.self) >> UInt64(64 - 8 * rest)
+            } else {
+                for k in 0..<rest { tail |= UInt64(bytes[k]) << UInt64(8 * k) }
+            }
+            h = (h ^ tail) &* m
         }
-        h = (h ^ tail) &* m
         return h ^ (h >> 32)
     }
 
     // MARK: messages to other loops
 
     /// Queues `message` for loop `k` (not this one), after everything queued for it before.
-    private func post(_ message: PeerMessage, to k: Int) {
+    private func post(_ message: consuming PeerMessage, to k: Int) {
         if let batch = outbox[k] { return batch.append(message) }
         let batch = PeerBatch(capacity: lastBatch[k])
         batch.append(message)
