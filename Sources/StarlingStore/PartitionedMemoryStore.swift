@@ -119,8 +119,8 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
             PartitionedMemoryStore(loop: $0, partition: MemoryStore(retainEvents: retainEvents, retainSeconds: retainSeconds))
         }
         let bound = stores.map { LoopBound($0, on: $0.loop) }
-        // Seeded per process, as Swift's own string hash: which loop owns a channel cannot
-        // be chosen from outside.
+        // Seeded per process, as Swift's own string hash was: the split of channels over
+        // loops is not fixed in advance (nor known outside the process).
         let seed = UInt64.random(in: 0...UInt64.max)
         for s in stores {
             s.peers = bound
