@@ -81,6 +81,8 @@ public final class RedisStore: EventStore {
     /// A batch is sent at once when it holds this many publishes (Redis runs a call whole,
     /// blocking every other client meanwhile).
     static let maxBatch = 64
+    /// … or this many bytes of arguments (a few large publishes go alone, not held for the turn).
+    static let maxBatchBytes = 256 * 1024
     private var watches: [String: Watch] = [:]
     private var subscriptions: [String: ShardSubscription] = [:]
     private var counters = StoreStats()
@@ -213,9 +215,10 @@ public final class RedisStore: EventStore {
         guard !drafts.isEmpty else { return completion(.success(.nothingStored(duplicates: 0))) }
         let leaseMs = drafts.last(where: { $0.leaseMs != nil })?.leaseMs
         if batching {
-            if batch == nil { batch = PublishBatch(capacity: 64 * RedisCodec.publishArgumentBytes(drafts)) }
+            // Room for a few publishes like this one; the buffer doubles past that.
+            if batch == nil { batch = PublishBatch(capacity: 4 * RedisCodec.publishArgumentBytes(drafts)) }
             batch!.add(channel, drafts, leaseMs: leaseMs, completion)
-            if batch!.count >= Self.maxBatch { flushBatch() }
+            if batch!.count >= Self.maxBatch || batch!.arguments.byteCount >= Self.maxBatchBytes { flushBatch() }
             return
         }
         var command = scriptCommand(channel, capacity: RedisCodec.publishArgumentBytes(drafts))

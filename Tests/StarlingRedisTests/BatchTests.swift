@@ -55,6 +55,28 @@ final class BatchTests: XCTestCase {
         XCTAssertLessThan(calls, 40, "40 publishes in \(calls) commands")
     }
 
+    /// Large publishes pipelined among small ones: a batch also leaves once it holds 256 KB of
+    /// arguments; every publish is still stored whole and answered in order.
+    func testLargePublishesAmongSmallOnesAreStoredWhole() throws {
+        let broker = try BrokerProcess(["--redis", try BrokerProcess.redisURL()])
+        defer { broker.terminate() }
+        let ch = uniqueChannel("batch-large")
+        let big = String(repeating: "x", count: 200_000)
+        var text = ""
+        var sent: [String] = []
+        for k in 0..<8 {
+            let data = k % 2 == 0 ? "\(k)-" + big : "small-\(k)"
+            sent.append(data)
+            text += request("POST", "/v1/channels/\(ch)/events", "{\"data\":\"\(data)\"}")
+        }
+        let c = try BlockingConnection(port: broker.port)
+        try c.send(text)
+        for k in 0..<8 { XCTAssertEqual(try HTTPResponse.read(from: c, timeout: 10).status, 200, "publish \(k)") }
+        let s = try broker.client.subscribe(ch, lastEventID: "earliest")
+        let got = try (0..<8).map { _ in try XCTUnwrap(s.next()).data }
+        XCTAssertEqual(got, sent)
+    }
+
     /// A publish and a Stop of its channel, pipelined: the publish is stored and answered
     /// 200, then the Stop ends the channel after it.
     func testStopPipelinedAfterAPublishDoesNotOvertakeIt() throws {
