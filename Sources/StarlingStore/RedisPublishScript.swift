@@ -523,20 +523,19 @@ enum RedisPublishScript {
     -- midway, say OOM) answers with its error and the others go on.
     local checked = ARGV[2] == 'checked'
     local r = checked and 3 or 2
-    local bounds, i = {}, r + 2
+    local firsts, lasts, i = {}, {}, r + 2
     while i <= #ARGV do
       local argc = tonumber(ARGV[i])
       if not argc or argc < 1 or argc % 1 ~= 0 or i + argc > #ARGV then break end
-      bounds[#bounds + 1] = i
+      firsts[#firsts + 1], lasts[#lasts + 1] = i + 1, i + argc
       i = i + argc + 1
     end
-    if i ~= #ARGV + 1 or #bounds ~= #KEYS then
+    if i ~= #ARGV + 1 or #firsts ~= #KEYS then
       return redis.error_reply('ERR starling: batch takes [checked], the retention pair, then per key a count and that many arguments')
     end
     local replies = {}
     for k = 1, #KEYS do
-      local at = bounds[k]
-      local ok, reply = pcall(run, KEYS[k], at + 1, at + tonumber(ARGV[at]), r, checked)
+      local ok, reply = pcall(run, KEYS[k], firsts[k], lasts[k], r, checked)
       if not ok then
         reply = type(reply) == 'table' and reply.err and reply or redis.error_reply('ERR starling: ' .. tostring(reply))
       end

@@ -259,39 +259,39 @@ public final class RedisStore: EventStore {
     /// One publish's reply from the script: its IDs, or the refusal it names.
     private func published(_ reply: RedisReply?, _ node: RedisNode?, _ channel: String, events: Int,
                            _ completion: @escaping (Result<AppendResult, BrokerError>) -> Void) {
-            guard let reply else {
-                self.counters.commandErrors += 1
-                return completion(.failure(BrokerError(.unavailable, "store_unavailable",
-                    "the Redis connection dropped before the batch was acknowledged; retry (with producer/seq to be safe)")))
+        guard let reply else {
+            counters.commandErrors += 1
+            return completion(.failure(BrokerError(.unavailable, "store_unavailable",
+                "the Redis connection dropped before the batch was acknowledged; retry (with producer/seq to be safe)")))
+        }
+        switch reply {
+        case .array(let items) where items.count == events:
+            // Only the IDs: subscribers get the events from the notification.
+            var first: EventID?, last: EventID?
+            var count = 0
+            for item in items {
+                // The ID's bytes, read in place (no String per ID).
+                guard case .bulk(let b) = item, !b.isEmpty, let id = EventID(bytes: b) else { continue }
+                if first == nil { first = id }
+                last = id
+                count += 1
             }
-            switch reply {
-            case .array(let items) where items.count == events:
-                // Only the IDs: subscribers get the events from the notification.
-                var first: EventID?, last: EventID?
-                var count = 0
-                for item in items {
-                    // The ID's bytes, read in place (no String per ID).
-                    guard case .bulk(let b) = item, !b.isEmpty, let id = EventID(bytes: b) else { continue }
-                    if first == nil { first = id }
-                    last = id
-                    count += 1
-                }
-                let result = AppendResult(count: count, first: first, last: last, duplicates: items.count - count)
-                guard self.waitReplicas > 0, count > 0, let node else { return completion(.success(result)) }
-                self.awaitReplicas(node, channel) { refusal in completion(refusal.map { .failure($0) } ?? .success(result)) }
-            case .error(let message) where Self.endedState(message) != nil:
-                completion(.failure(Self.endedState(message)!.refusal(channel: channel)))
-            case .error(let message) where message.hasPrefix("SEQGAP") || message.hasPrefix("FENCED"):
-                completion(.failure(RedisCodec.producerError(message)))
-            case .error(let message) where message.hasPrefix("ERR starling:"):
-                completion(.failure(BrokerError(.badRequest, "bad_event", String(message.dropFirst("ERR starling: ".count)))))
-            default:
-                // LOADING, OOM, READONLY, BUSY …: Redis cannot take it now.
-                self.counters.commandErrors += 1
-                self.logger.warning("redis publish to \(channel) failed: \(reply.errorMessage ?? "\(reply)")")
-                completion(.failure(BrokerError(.unavailable, "store_unavailable",
-                    "Redis refused the publish: \(reply.errorMessage ?? "unexpected reply")")))
-            }
+            let result = AppendResult(count: count, first: first, last: last, duplicates: items.count - count)
+            guard waitReplicas > 0, count > 0, let node else { return completion(.success(result)) }
+            awaitReplicas(node, channel) { refusal in completion(refusal.map { .failure($0) } ?? .success(result)) }
+        case .error(let message) where Self.endedState(message) != nil:
+            completion(.failure(Self.endedState(message)!.refusal(channel: channel)))
+        case .error(let message) where message.hasPrefix("SEQGAP") || message.hasPrefix("FENCED"):
+            completion(.failure(RedisCodec.producerError(message)))
+        case .error(let message) where message.hasPrefix("ERR starling:"):
+            completion(.failure(BrokerError(.badRequest, "bad_event", String(message.dropFirst("ERR starling: ".count)))))
+        default:
+            // LOADING, OOM, READONLY, BUSY …: Redis cannot take it now.
+            counters.commandErrors += 1
+            logger.warning("redis publish to \(channel) failed: \(reply.errorMessage ?? "\(reply)")")
+            completion(.failure(BrokerError(.unavailable, "store_unavailable",
+                "Redis refused the publish: \(reply.errorMessage ?? "unexpected reply")")))
+        }
     }
 
     /// `--redis-wait N`: WAIT on the connection that ran the script (WAIT counts the
