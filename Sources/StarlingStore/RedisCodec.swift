@@ -45,10 +45,8 @@ struct RedisStreamInfo {
 }
 
 enum RedisCodec {
-    static let fieldsPerEvent = 7
-
-    /// Adds the script's 7 arguments per event to `command`, each written straight into the
-    /// command's buffer.
+    /// Adds the script's 7 arguments per event (3 for one plain event) to `command`, each
+    /// written straight into the command's buffer.
     static func addPublishArguments(_ drafts: [EventDraft], to command: inout RedisCommand) {
         for d in drafts {
             command.add(d.name)
@@ -56,6 +54,7 @@ enum RedisCodec {
             case .text(let s): command.add(s); command.add("text" as StaticString)
             case .json(let s): command.add(s); command.add("json" as StaticString)
             }
+            if drafts.count == 1, isPlain(d) { return }  // the script's 3-argument form
             if let c = d.conflate { command.add(c) } else { command.add("" as StaticString) }
             command.add(d.final ? "1" as StaticString : "0")
             // The script reads a producer without a seq (or the reverse) as no producer, as
@@ -69,6 +68,16 @@ enum RedisCodec {
                 command.add("" as StaticString)
             }
         }
+    }
+
+    /// How many arguments `addPublishArguments` adds: 7 per event, or 3 for one plain event.
+    static func publishArgumentCount(_ drafts: [EventDraft]) -> Int {
+        drafts.count == 1 && isPlain(drafts[0]) ? 3 : 7 * drafts.count
+    }
+
+    /// No conflate key, not final, no producer: the script takes it as name, data, kind.
+    private static func isPlain(_ d: EventDraft) -> Bool {
+        d.conflate == nil && !d.final && (d.producer == nil || d.seq == nil)
     }
 
     /// The bytes `publishArguments` will take, about (the command's first capacity).

@@ -1,8 +1,8 @@
 // PublishBatch: the publishes of one loop turn waiting to leave for one Redis as a single
 // `batch` call of ops/redis/publish.lua (RedisStore.flushBatch). Each publish adds its key,
-// its argument count and its arguments (`[lease <ms>] <event>…`, 7 per event); the
-// retention pair and `checked` are the batch's, written once. Redis pays a call's own cost
-// and the arguments every call would repeat once per batch (docs/redis.md).
+// its argument count and its arguments (`[lease <ms>] <event>…`, 7 per event or 3 for one
+// plain event); the retention pair and `checked` are the batch's, written once. Redis pays a
+// call's own cost and the arguments every call would repeat once per batch (docs/redis.md).
 import StarlingCore
 
 struct PublishBatch {
@@ -23,7 +23,7 @@ struct PublishBatch {
         channels.append(channel)
         events.append(drafts.count)
         completions.append(completion)
-        arguments.add((leaseMs == nil ? 0 : 2) + 7 * drafts.count)
+        arguments.add((leaseMs == nil ? 0 : 2) + RedisCodec.publishArgumentCount(drafts))
         if let leaseMs {
             arguments.add("lease" as StaticString)
             arguments.add(Int(leaseMs))

@@ -35,6 +35,9 @@ enum RedisPublishScript {
     --     producer  idempotent producer name, "" for none
     --     seq       that producer's sequence number, "<seq>" or "<epoch>:<seq>" (decimal
     --               integers 0 .. 2^63-1; no epoch reads as 0), "" for none
+    --   A call of one plain event (no conflate, not final, no producer) may give just its first
+    --   3 (name data kind): the broker's token publishes do, as every argument costs Redis
+    --   ~1.5 k instructions to read and hand to Lua (3.3 % of a batched publish, docs/redis.md).
     --
     -- Idempotent producers (SPEC §4), per channel and producer: the first seq (or the first
     -- of a higher epoch) may be any value; then each event carries highest+1. A repeat
@@ -120,7 +123,9 @@ enum RedisPublishScript {
     if not r then r = a; a = a + 2 end
     -- Now ARGV[r], ARGV[r + 1] are the retention pair and ARGV[a .. last] the events (or the
     -- cancel's data).
-    local count = (last - a + 1) / 7
+    -- One plain event (no conflate, final, producer or seq) may come as its first 3 of the 7.
+    local plain = mode == 'publish' and last - a == 2
+    local count = plain and 1 or (last - a + 1) / 7
 
     -- (A plain publish runs no code it does not need: every closure and table a call makes
     -- costs allocation and garbage collection, which callgrind showed as the bulk of a
@@ -154,13 +159,13 @@ enum RedisPublishScript {
     elseif (mode == 'hold' or mode == 'lapse') and last ~= a - 1 then
       bad = mode .. ' takes retain-events and retain-seconds'
     elseif mode == 'publish' and (count < 1 or count % 1 ~= 0) then
-      bad = 'after the two retention arguments, each event takes 7: name data kind conflate final producer seq'
+      bad = 'after the two retention arguments, each event takes 7: name data kind conflate final producer seq (or 3, name data kind, for one plain event)'
     end
     if bad then return redis.error_reply('ERR starling: ' .. bad) end
 
     -- Producer seqs: helpers only when some event carries one.
     local seqs = false
-    for i = 0, (mode == 'publish' and count or 0) - 1 do
+    for i = 0, (mode == 'publish' and not plain and count or 0) - 1 do
       if ARGV[a + 6 + i * 7] ~= '' then seqs = true; break end
     end
     local less, integer, succ, position
@@ -202,7 +207,9 @@ enum RedisPublishScript {
     -- Check the whole batch before storing anything: all or nothing (`checked`: the caller did).
     for i = 0, (mode == 'publish' and not checked and count or 0) - 1 do
       local b = a + i * 7
-      local name, data, kind, final, seq = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 4], ARGV[b + 6]
+      local name, data, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+      local final, seq = '0', ''
+      if not plain then final, seq = ARGV[b + 4], ARGV[b + 6] end
       if #name < 1 or #name > 64 or not string.find(name, '^[A-Za-z0-9._:-]+$')
           or (#name >= 9 and string.sub(name, 1, 9) == 'starling.') then
         bad = 'bad event name'
@@ -411,7 +418,8 @@ enum RedisPublishScript {
       if repeated and repeated[i] then
         if ids then ids[#ids + 1] = '' else ids = { '' } end
       else
-        local name, data, kind, conflate, final = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+        local name, data, kind, conflate, final = ARGV[b], ARGV[b + 1], ARGV[b + 2], '', '0'
+        if not plain then conflate, final = ARGV[b + 3], ARGV[b + 4] end
         -- The first event takes Redis's next ID (NOMKSTREAM while the record says the stream
         -- holds `prev`: when the stream has gone meanwhile the channel starts over, chaining
         -- from nothing); the rest follow it as <ms>-<seq+1>, … so a batch's IDs are

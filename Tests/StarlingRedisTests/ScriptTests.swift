@@ -186,11 +186,38 @@ final class ScriptTests: XCTestCase {
         XCTAssertEqual(try sharedRedisCLI("XLEN", open), "2", "a misshapen batch stores nothing")
     }
 
+    /// One plain event may come as 3 arguments (name data kind), alone, leased or in a batch:
+    /// it stores and announces what its 7-argument form does, and is still checked unless
+    /// the call says `checked`.
+    func testThreeArgumentPlainEventStoresWhatTheSevenArgumentOneStores() throws {
+        let script = try String(contentsOf: repositoryRoot.appendingPathComponent("ops/redis/publish.lua"), encoding: .utf8)
+        let sha = try sharedRedisCLI("SCRIPT", "LOAD", script)
+        let seven = "starling:{\(uniqueChannel("plain"))}", three = "starling:{\(uniqueChannel("plain"))}"
+        XCTAssertNotNil(EventID(try sharedRedisCLI("EVALSHA", sha, "1", seven, "1000", "3600", "token", "{\"t\":1}", "json", "", "0", "", "")))
+        XCTAssertNotNil(EventID(try sharedRedisCLI("EVALSHA", sha, "1", three, "1000", "3600", "token", "{\"t\":1}", "json")))
+        let reply = try sharedRedisCLI("EVALSHA", sha, "2", three, three, "batch", "checked", "1000", "3600",
+                                       "3", "token", "b", "text", "5", "lease", "5000", "token", "c", "text")
+        XCTAssertEqual(reply.split(separator: "\n").compactMap { EventID(String($0)) }.count, 2, reply)
+        XCTAssertNotNil(EventID(try sharedRedisCLI("EVALSHA", sha, "1", seven, "1000", "3600", "token", "b", "text", "", "0", "", "")))
+        XCTAssertNotNil(EventID(try sharedRedisCLI("EVALSHA", sha, "1", seven, "lease", "5000", "1000", "3600", "token", "c", "text", "", "0", "", "")))
+        func fields(_ key: String) throws -> [String] {
+            try sharedRedisCLI("XRANGE", key, "-", "+").split(separator: "\n").map(String.init).filter { EventID($0) == nil }
+        }
+        XCTAssertEqual(try fields(three), try fields(seven))
+        XCTAssertEqual(try fields(three).filter { $0 == "token" }.count, 3, "three entries")
+        let newest = try sharedRedisCLI("XREVRANGE", three, "+", "-", "COUNT", "1").split(separator: "\n")
+        XCTAssertEqual(newest.suffix(2), ["l", "1"], "the leased entry says so")
+        XCTAssertEqual(try sharedRedisCLI("HGET", three + ":state", "ms"), "5000")
+        let badJSON = try sharedRedisCLI("EVALSHA", sha, "1", three, "1000", "3600", "token", "{nope", "json")
+        XCTAssertTrue(badJSON.contains("event [0]: data is not JSON"), badJSON)
+        XCTAssertEqual(try sharedRedisCLI("XLEN", three), "3", "the refused event is not stored")
+    }
+
     func testBadScriptArgumentsAreRefusedAndStoreNothing() throws {
         let script = try String(contentsOf: repositoryRoot.appendingPathComponent("ops/redis/publish.lua"), encoding: .utf8)
         let ch = uniqueChannel("script")
         let key = "starling:{\(ch)}"
-        let wrongCount = try sharedRedisCLI("EVAL", script, "1", key, "1000", "3600", "token", "a", "text")
+        let wrongCount = try sharedRedisCLI("EVAL", script, "1", key, "1000", "3600", "token", "a", "text", "")
         XCTAssertTrue(wrongCount.contains("ERR starling"), wrongCount)
         let badJSON = try sharedRedisCLI("EVAL", script, "1", key, "1000", "3600",
                                          "token", "a", "text", "", "0", "", "", "token", "{nope", "json", "", "0", "", "")
