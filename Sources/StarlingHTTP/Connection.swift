@@ -15,6 +15,8 @@ public final class Connection: WheelTimed {
 
     let loop: HTTPLoop
     let tcp: UnsafeMutablePointer<uv_tcp_t>
+    /// The accepted socket's descriptor, for the direct writes of Connection+Writing.swift.
+    let fd: Int32
     unowned(unsafe) let server: TCPServer  // lives as long as the process
     private var parser: UnsafeMutablePointer<http_parser>?
     // Neither reference is weak: a weak reference gives its object a side table, and every
@@ -70,6 +72,10 @@ public final class Connection: WheelTimed {
         self.loop = loop
         self.tcp = tcp
         self.server = server
+        var fd: uv_os_fd_t = -1
+        let handle = UnsafeMutableRawPointer(tcp).assumingMemoryBound(to: uv_handle_t.self)
+        precondition(uv_fileno(handle, &fd) == 0, "an accepted socket has a descriptor")
+        self.fd = fd
         reader = RequestReader(limits: server.limits)
         lastReadMs = loop.nowMs
         lastWriteMs = lastReadMs
