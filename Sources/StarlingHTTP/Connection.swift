@@ -13,10 +13,31 @@ import StarlingCore
 public final class Connection: WheelTimed {
     enum State { case http, streaming, closing, closed }
 
+    // The fields every delivery and write reads come first, on the object's first two
+    // cache lines (Swift keeps a class's stored properties in the order written): with
+    // thousands of connections each is cold when its next event arrives.
     let loop: HTTPLoop
-    let tcp: UnsafeMutablePointer<uv_tcp_t>
     /// The accepted socket's descriptor, for the direct writes of Connection+Writing.swift.
     let fd: Int32
+    var state = State.http
+    var isDirty = false
+    var writeInFlight = false
+    /// Set once the last answer is queued: close when the queue is written.
+    var closeAfterFlush = false
+    /// Whether the stream delegate hears `streamHasRoom` when the queue drains. A live
+    /// subscription has no use for it (only a replay waits for room), and not calling it
+    /// spares the delivery path a cold object per write.
+    public var wantsRoom = true
+    var queue = OutboundQueue(capacity: .max)
+    /// Answers due and not yet queued: every answer of a batch of pipelined requests is
+    /// serialized here, back to back, and queued as one buffer (`sealAnswers`) before
+    /// anything else is queued and when the loop turn flushes: one allocation and one
+    /// iovec per batch, not per answer.
+    var answerBuffer: [UInt8] = []
+    public var streamDelegate: StreamDelegate?  // not weak: see `handler` below
+    /// Loop milliseconds of the last write.
+    var lastWriteMs: UInt64
+    let tcp: UnsafeMutablePointer<uv_tcp_t>
     unowned(unsafe) let server: TCPServer  // lives as long as the process
     private var parser: UnsafeMutablePointer<http_parser>?
     // Neither reference is weak: a weak reference gives its object a side table, and every
@@ -25,31 +46,18 @@ public final class Connection: WheelTimed {
     // outlives every connection; the stream delegate is dropped when the connection closes
     // (or the ingest stream ends), which breaks the cycle with the subscription.
     private unowned(unsafe) var handler: HTTPHandler?
-    public var streamDelegate: StreamDelegate?
     /// What the layer above hangs on this connection (the broker's subscriber).
     public var owner: AnyObject?
     /// The peer's IP address, for the per-address connection limit.
     var peerAddress = ""
 
-    var state = State.http
-    var queue = OutboundQueue(capacity: .max)
-    /// Answers due and not yet queued: every answer of a batch of pipelined requests is
-    /// serialized here, back to back, and queued as one buffer (`sealAnswers`) before
-    /// anything else is queued and when the loop turn flushes: one allocation and one
-    /// iovec per batch, not per answer.
-    var answerBuffer: [UInt8] = []
-    var isDirty = false
     public var wheelToken: UInt32 = 0
-    var writeInFlight = false
-    /// Set once the last answer is queued: close when the queue is written.
-    var closeAfterFlush = false
     /// How long a graceful close keeps reading after the last byte. A refused streaming
     /// publish shortens it: the close is what fails the worker's next write.
     public var lingerMs: UInt64 = 2_000
 
     // Timing, in loop milliseconds.
     var lastReadMs: UInt64
-    var lastWriteMs: UInt64
     var scheduledMs: UInt64 = .max
     var servedRequests = 0
     var heartbeat: SharedBytes?
@@ -435,7 +443,7 @@ public final class Connection: WheelTimed {
             shutdownGracefully()
             return
         }
-        if state == .streaming { streamDelegate?.streamHasRoom(self) }
+        if state == .streaming, wantsRoom { streamDelegate?.streamHasRoom(self) }
     }
 
     /// For the timers: no request in progress and every request answered.

@@ -34,6 +34,7 @@ final class Subscription: StreamDelegate {
         self.mergeReplay = mergeReplay && !broker.config.mergeEvents.isEmpty
         legs = zip(channels, resume).map { ChannelLeg(subscription: self, channel: $0, resume: $1) }
         replayingLegs = legs.count
+        connection.wantsRoom = replayingLegs > 0
     }
 
     var channels: [String] { legs.map(\.channel) }
@@ -93,7 +94,9 @@ final class Subscription: StreamDelegate {
     }
 
     /// Legs still replaying history; only they care that the queue has room again.
-    var replayingLegs = 0
+    var replayingLegs = 0 {
+        didSet { connection.wantsRoom = replayingLegs > 0 }
+    }
 
     func streamHasRoom(_ connection: Connection) {
         if replayingLegs > 0 { pump() }
