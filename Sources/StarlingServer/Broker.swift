@@ -24,8 +24,9 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     /// loops run, and never nil after.
     var group: BrokerGroup!
     /// Local subscription legs per channel; a channel is watched in the store while it has
-    /// any, or while a streaming publish to it is open here (`ingests`).
-    var channels: [String: [ChannelLeg]] = [:]
+    /// any, or while a streaming publish to it is open here (`ingests`). The store keeps
+    /// each list as the channel's listener and hands it back with the channel's appends.
+    var channels: [String: ChannelLegs] = [:]
     /// Open streaming publishes per channel: they learn of a Stop or an abandonment through
     /// the same fan-out as subscribers (Lifecycle.swift).
     var ingests: [String: [IngestStream]] = [:]
@@ -166,7 +167,7 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
             case .failure(let e): respond(request, connection, e)
             case .success(let info):
                 // Subscribers on every loop, counted by each loop itself.
-                group.collect(from: self, { broker, reply in reply(broker.channels[channel]?.count ?? 0) }) { [self] counts in
+                group.collect(from: self, { broker, reply in reply(broker.channels[channel]?.list.count ?? 0) }) { [self] counts in
                     let lastID = info.lastID.map { "\"\($0)\"" } ?? "null"
                     respond(request, connection, .json(200,
                         "{\"last_id\":\(lastID),\"length\":\(info.length),\"final\":\(info.final),\"state\":\"\(info.state.rawValue)\","
@@ -178,11 +179,12 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
 
     // MARK: fan-out
 
-    public func store(didAppend events: [StoredEvent], to channel: String) {
+    public func store(didAppend events: [StoredEvent], to channel: String, listener: AnyObject?) {
         if let last = events.last, last.final, let streams = ingests[channel] { for s in streams { s.channelEnded(by: last) } }
-        guard let legs = channels[channel] else { return }
+        // Only this broker sets listeners, and only to its ChannelLegs: no checked cast.
+        guard let legs = listener.map({ unsafeDowncast($0, to: ChannelLegs.self) }) ?? channels[channel] else { return }
         for event in events {
-            for leg in legs { leg.live(event) }
+            for leg in legs.list { leg.live(event) }
             metrics.awaitingWrite.append(event.storedAtMs)
         }
     }
@@ -197,23 +199,30 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     }
 
     func add(_ leg: ChannelLeg) {
-        if channels[leg.channel] == nil, ingests[leg.channel] == nil { store.watch(leg.channel) }
-        leg.index = channels[leg.channel, default: []].count
-        channels[leg.channel, default: []].append(leg)
+        let legs: ChannelLegs
+        if let known = channels[leg.channel] {
+            legs = known
+        } else {
+            if ingests[leg.channel] == nil { store.watch(leg.channel) }
+            legs = ChannelLegs()
+            channels[leg.channel] = legs
+            store.setListener(legs, for: leg.channel)
+        }
+        leg.index = legs.list.count
+        legs.list.append(leg)
         metrics.subscribers += 1
     }
 
     func remove(_ leg: ChannelLeg) {
-        guard leg.index >= 0, var list = channels[leg.channel], leg.index < list.count, list[leg.index] === leg else { return }
-        let last = list.removeLast()
-        if last !== leg { list[leg.index] = last; last.index = leg.index }
+        guard leg.index >= 0, let legs = channels[leg.channel], leg.index < legs.list.count, legs.list[leg.index] === leg else { return }
+        let last = legs.list.removeLast()
+        if last !== leg { legs.list[leg.index] = last; last.index = leg.index }
         leg.index = -1
         metrics.subscribers -= 1
-        if list.isEmpty {
+        if legs.list.isEmpty {
             channels[leg.channel] = nil
+            store.setListener(nil, for: leg.channel)
             if ingests[leg.channel] == nil { store.unwatch(leg.channel) }
-        } else {
-            channels[leg.channel] = list
         }
     }
 

@@ -15,15 +15,16 @@ final class Subscription: StreamDelegate {
     // refcount round trip on each of the millions of accesses in the fan-out loop.
     unowned(unsafe) let broker: Broker
     let connection: Connection
-    private(set) var legs: [ChannelLeg] = []
+    // What a live delivery reads (broker, connection, these two) is on the first cache line.
     let multiplexed: Bool
+    var bytesQueued = 0
+    private(set) var legs: [ChannelLeg] = []
     let grant: Grant
     /// `?merge=1`: history is replayed with token runs merged.
     let mergeReplay: Bool
     private var ended = false
     /// For the stream-duration histogram and the access log.
     let startedNs = MonotonicClock.nowNs()
-    var bytesQueued = 0
 
     init(broker: Broker, connection: Connection, channels: [String], resume: [ResumePoint], multiplexed: Bool, grant: Grant,
          mergeReplay: Bool = false) {
@@ -110,18 +111,25 @@ final class Subscription: StreamDelegate {
     }
 }
 
+/// One channel's local legs, in the broker's map and (as the channel's listener) in the
+/// store: a class, so both hold the same list.
+final class ChannelLegs {
+    var list: [ChannelLeg] = []
+}
+
 final class ChannelLeg {
     enum Phase { case replaying, live, done }
 
+    // What a live delivery reads comes first, on the object's first cache line.
     unowned(unsafe) let subscription: Subscription  // it owns this leg
-    let channel: String
-    /// Position in the broker's list of this channel's legs.
-    var index = -1
     var phase = Phase.replaying {
         didSet { if oldValue == .replaying, phase != .replaying { subscription.replayingLegs -= 1 } }
     }
     /// The newest event ID queued to this client (or where a live start stood).
     var lastID: EventID?
+    let channel: String
+    /// Position in the broker's list of this channel's legs.
+    var index = -1
     var finished = false
     /// Where the next read starts when no event has been queued yet.
     private var resume: ResumePoint

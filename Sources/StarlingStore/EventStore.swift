@@ -60,8 +60,11 @@ public struct AppendResult: Sendable {
 }
 
 public protocol EventStoreDelegate: AnyObject {
-    /// Newly stored events of a watched channel, in order.
-    func store(didAppend events: [StoredEvent], to channel: String)
+    /// Newly stored events of a watched channel, in order. `listener` is what the delegate
+    /// last gave `setListener` for the channel (nil when it gave nothing or the engine keeps
+    /// none): the delegate's own record of the channel, handed back so the fan-out does not
+    /// look the channel up by name a second time.
+    func store(didAppend events: [StoredEvent], to channel: String, listener: AnyObject?)
 }
 
 public protocol EventStore: AnyObject {
@@ -113,6 +116,9 @@ public protocol EventStore: AnyObject {
     /// elsewhere subscribe only to these) / no longer has any.
     func watch(_ channel: String)
     func unwatch(_ channel: String)
+    /// Keeps `listener` (nil: drops it) to hand back with the channel's appends. Engines
+    /// that append elsewhere (Redis, another loop's partition) keep nothing.
+    func setListener(_ listener: AnyObject?, for channel: String)
 
     /// Housekeeping on the loop's tick: retention by age, leases that ran out (each ended
     /// once, as abandoned, by whichever engine part owns the deadline) and the like.
@@ -137,6 +143,7 @@ public struct StoreStats: Sendable {
 
 extension EventStore {
     public var stats: StoreStats { StoreStats() }
+    public func setListener(_ listener: AnyObject?, for channel: String) {}
     public func appendNow(_ drafts: [EventDraft], to channel: String,
                           answer: (Result<AppendResult, BrokerError>) -> Void) -> Bool { false }
 }

@@ -37,6 +37,8 @@ public final class MemoryStore: EventStore {
         var queued = false
         /// Removed from the store; an expiry entry may still hold it until popped.
         var forgotten = false
+        /// The delegate's record of the channel (`setListener`), handed back with appends.
+        var listener: AnyObject?
 
         init(name: String) { self.name = name }
     }
@@ -60,6 +62,8 @@ public final class MemoryStore: EventStore {
     private var leased: [String: Channel] = [:]
     /// Local subscription count per channel (watch/unwatch); a watched channel is kept.
     private var watchers: [String: Int] = [:]
+    /// The delegate's listeners by channel, for channels made (again) after it set them.
+    private var listeners: [String: AnyObject] = [:]
     /// Nondecreasing `dueMs` from front to back (an entry re-queued behind later ones takes
     /// the back's due: it is looked at late, never early, and `live` forgets exactly).
     private var expiry = Deque<Due>()
@@ -153,7 +157,7 @@ public final class MemoryStore: EventStore {
         if !channel.queued { enqueue(channel, dueMs: now + retainMs) }
         trim(channel, nowMs: now)
         completion(.success(AppendResult(count: stored.count, first: stored.first?.id, last: stored.last?.id, duplicates: verdict.duplicates)))
-        delegate?.store(didAppend: stored, to: name)
+        delegate?.store(didAppend: stored, to: name, listener: channel.listener)
     }
 
     public func read(_ name: String, from: ResumePoint, limit: Int,
@@ -205,7 +209,7 @@ public final class MemoryStore: EventStore {
         guard channel.state == .open else { return completion(.failure(channel.state.refusal(channel: name))) }
         let e = end(channel, event: ChannelState.cancelledEvent, data: data, nowMs: now)
         completion(.success(e))
-        delegate?.store(didAppend: [e], to: name)
+        delegate?.store(didAppend: [e], to: name, listener: channel.listener)
     }
 
     public func holdLease(_ name: String) {
@@ -229,7 +233,7 @@ public final class MemoryStore: EventStore {
     private func abandonIfLapsed(_ channel: Channel, nowMs: UInt64) {
         guard channel.state == .open, channel.leaseMs != nil, channel.leaseDueMs <= nowMs else { return }
         let e = end(channel, event: ChannelState.abandonedEvent, data: ChannelState.abandonedData, nowMs: nowMs)
-        delegate?.store(didAppend: [e], to: channel.name)
+        delegate?.store(didAppend: [e], to: channel.name, listener: channel.listener)
     }
 
     /// Stores the broker's own final event (`starling.cancelled`, `starling.abandoned`).
@@ -251,6 +255,11 @@ public final class MemoryStore: EventStore {
 
     public func watch(_ name: String) {
         watchers[name, default: 0] += 1
+    }
+
+    public func setListener(_ listener: AnyObject?, for name: String) {
+        listeners[name] = listener
+        channels[name]?.listener = listener
     }
 
     public func unwatch(_ name: String) {
@@ -316,6 +325,7 @@ public final class MemoryStore: EventStore {
 
     private func create(_ name: String) -> Channel {
         let channel = Channel(name: name)
+        channel.listener = listeners[name]
         channels[name] = channel
         channelsPeak = max(channelsPeak, channels.count)
         return channel

@@ -206,7 +206,7 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
                 let completion = awaiting[k].removeFirst()
                 completion.done(result)
             case .stored(let events, let channel):
-                delegate?.store(didAppend: events, to: channel)
+                delegate?.store(didAppend: events, to: channel, listener: nil)
             case .watch(let channel):
                 addWatcher(k, channel)
             case .unwatch(let channel):
@@ -275,6 +275,13 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
         post(.watch(channel), to: o)
     }
 
+    /// Kept by the partition only when it owns the channel: it is this loop's broker's
+    /// record, and only this loop's partition hands it back (the other loops' brokers
+    /// look their channels up when the events reach them).
+    public func setListener(_ listener: AnyObject?, for channel: String) {
+        if owner(of: channel) == index { partition.setListener(listener, for: channel) }
+    }
+
     public func unwatch(_ channel: String) {
         let o = owner(of: channel)
         if o == index { return removeWatcher(o, channel) }
@@ -301,13 +308,14 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
 
     /// The partition stored events of a channel this loop owns: hand them to every
     /// watching loop (this one directly, the others in this turn's batch to them).
-    public func store(didAppend events: [StoredEvent], to channel: String) {
-        // One loop: the broker looks up its own legs; no second lookup here.
-        if peers.count == 1 { return delegate?.store(didAppend: events, to: channel) ?? () }
+    public func store(didAppend events: [StoredEvent], to channel: String, listener: AnyObject?) {
+        // One loop: no lookup here; the broker's own record comes with the events.
+        if peers.count == 1 { return delegate?.store(didAppend: events, to: channel, listener: listener) ?? () }
         guard let list = watchers[channel] else { return }
         for k in list {
             if k == index {
-                delegate?.store(didAppend: events, to: channel)
+                // The partition is this loop's, so the listener is this loop's broker's.
+                delegate?.store(didAppend: events, to: channel, listener: listener)
             } else {
                 post(.stored(events, channel: channel), to: k)
             }

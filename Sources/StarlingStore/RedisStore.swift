@@ -760,7 +760,7 @@ public final class RedisStore: EventStore {
     private func deliver(_ events: [StoredEvent], to channel: String) {
         guard let newest = events.last else { return }
         if newest.final { watches[channel]?.ended = true }
-        delegate?.store(didAppend: events, to: channel)
+        delegate?.store(didAppend: events, to: channel, listener: nil)
     }
 
     /// Moves the channel's sharded subscription one step toward "subscribed iff watched,

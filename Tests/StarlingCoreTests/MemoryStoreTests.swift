@@ -34,6 +34,38 @@ final class MemoryStoreTests: XCTestCase {
         XCTAssertEqual(read(s, "c", .earliest).events.map(\.data), [.text("t1"), .text("t2"), .text("t3")])
     }
 
+    /// The listener the delegate set for a channel comes back with each of its appends: set
+    /// before the channel exists, replaced, dropped, and kept across the channel being
+    /// forgotten and made again.
+    func testAppendsHandBackTheChannelsCurrentListener() {
+        final class Recorder: EventStoreDelegate {
+            var heard: [(String, AnyObject?)] = []
+            func store(didAppend events: [StoredEvent], to channel: String, listener: AnyObject?) {
+                heard.append((channel, listener))
+            }
+        }
+        final class Mark {}
+        var now: UInt64 = 1_000
+        let s = MemoryStore(retainEvents: 10, retainSeconds: 1, clock: { now })
+        let recorder = Recorder()
+        s.delegate = recorder
+        let a = Mark(), b = Mark()
+        func publish(_ ch: String) { s.append([EventDraft(data: .text("x"))], to: ch) { _ in } }
+        s.setListener(a, for: "c")
+        publish("c"); publish("d")
+        s.setListener(b, for: "c")
+        publish("c")
+        s.setListener(nil, for: "c")
+        publish("c")
+        s.setListener(b, for: "c")
+        now += 5_000  // "c" falls due unwatched: forgotten at the next access, then made again
+        publish("c")
+        XCTAssertEqual(recorder.heard.map(\.0), ["c", "d", "c", "c", "c"])
+        XCTAssertEqual(recorder.heard.map { $0.1.map(ObjectIdentifier.init) },
+                       [ObjectIdentifier(a), nil, ObjectIdentifier(b), nil, ObjectIdentifier(b)])
+        XCTAssertEqual(read(s, "c", .earliest).events.count, 1, "the last publish made the channel anew")
+    }
+
     func testPagesReportWhetherTheyReachTheEnd() {
         let s = MemoryStore(retainEvents: 100, retainSeconds: 60)
         s.append((0..<10).map { EventDraft(data: .text("\($0)")) }, to: "c") { _ in }
