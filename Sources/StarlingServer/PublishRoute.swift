@@ -106,7 +106,10 @@ extension Broker {
             answer(request, connection, counted(result, channel: channel, perChannel: false))
         }
         if now { return }
-        append(drafts, channel: channel, perChannel: false) { [self] tally in answer(request, connection, tally) }
+        // One closure context for the later answer (not `append`'s two).
+        store.append(drafts, to: channel) { [self] result in
+            answer(request, connection, counted(result, channel: channel, perChannel: false))
+        }
     }
 
     /// A single-channel publish's answer. The common one (stored, no CORS headers due) is

@@ -17,8 +17,8 @@ enum RedisPublishScript {
     --   runs n calls in one: call k is KEYS[k] with the argc_k arguments after its count, as
     --   its own EVALSHA would take them without `checked` and the retention pair, which the
     --   batch gives once for all ([lease <ms>] <event>…, cancel <data>, hold, lapse). The reply
-    --   holds each call's reply; an error among them is that call's alone (nothing of that call
-    --   is stored). The broker sends the publishes of one loop turn this way to one Redis (not
+    --   holds each call's reply (a one-event publish's: its ID alone, not an array of one); an
+    --   error among them is that call's alone (nothing of that call is stored). The broker sends the publishes of one loop turn this way to one Redis (not
     --   to a cluster, whose keys of one call must share a slot): the call's own cost in Redis
     --   and the arguments every call repeats are paid once per batch (docs/redis.md).
     --   Any form may start with `checked` (EVALSHA <sha> 1 starling:{<channel>} checked ...):
@@ -546,6 +546,10 @@ enum RedisPublishScript {
       local ok, reply = pcall(run, KEYS[k], firsts[k], lasts[k], r, checked)
       if not ok then
         reply = type(reply) == 'table' and reply.err and reply or redis.error_reply('ERR starling: ' .. tostring(reply))
+      elseif type(reply) == 'table' and not reply.err and #reply == 1 then
+        -- A one-event publish's reply is its ID ("" for a repeat) alone: an array of one
+        -- costs the caller's reader two objects more per publish.
+        reply = reply[1]
       end
       replies[k] = reply
     end

@@ -266,19 +266,10 @@ public final class RedisStore: EventStore {
         }
         switch reply {
         case .array(let items) where items.count == events:
-            // Only the IDs: subscribers get the events from the notification.
-            var first: EventID?, last: EventID?
-            var count = 0
-            for item in items {
-                // The ID's bytes, read in place (no String per ID).
-                guard case .bulk(let b) = item, !b.isEmpty, let id = EventID(bytes: b) else { continue }
-                if first == nil { first = id }
-                last = id
-                count += 1
-            }
-            let result = AppendResult(count: count, first: first, last: last, duplicates: items.count - count)
-            guard waitReplicas > 0, count > 0, let node else { return completion(.success(result)) }
-            awaitReplicas(node, channel) { refusal in completion(refusal.map { .failure($0) } ?? .success(result)) }
+            stored(items, node, channel, completion)
+        case .bulk where events == 1:
+            // A batch answers a one-event publish with its ID alone, not in an array of one.
+            stored(CollectionOfOne(reply), node, channel, completion)
         case .error(let message) where Self.endedState(message) != nil:
             completion(.failure(Self.endedState(message)!.refusal(channel: channel)))
         case .error(let message) where message.hasPrefix("SEQGAP") || message.hasPrefix("FENCED"):
@@ -292,6 +283,24 @@ public final class RedisStore: EventStore {
             completion(.failure(BrokerError(.unavailable, "store_unavailable",
                 "Redis refused the publish: \(reply.errorMessage ?? "unexpected reply")")))
         }
+    }
+
+    /// A publish stored: `ids` has one ID per event, "" for a producer repeat. Only the IDs:
+    /// subscribers get the events from the notification.
+    private func stored<IDs: Collection<RedisReply>>(_ ids: IDs, _ node: RedisNode?, _ channel: String,
+                                                     _ completion: @escaping (Result<AppendResult, BrokerError>) -> Void) {
+        var first: EventID?, last: EventID?
+        var count = 0
+        for item in ids {
+            // The ID's bytes, read in place (no String per ID).
+            guard case .bulk(let b) = item, !b.isEmpty, let id = EventID(bytes: b) else { continue }
+            if first == nil { first = id }
+            last = id
+            count += 1
+        }
+        let result = AppendResult(count: count, first: first, last: last, duplicates: ids.count - count)
+        guard waitReplicas > 0, count > 0, let node else { return completion(.success(result)) }
+        awaitReplicas(node, channel) { refusal in completion(refusal.map { .failure($0) } ?? .success(result)) }
     }
 
     /// `--redis-wait N`: WAIT on the connection that ran the script (WAIT counts the

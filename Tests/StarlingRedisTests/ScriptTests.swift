@@ -181,9 +181,15 @@ final class ScriptTests: XCTestCase {
         XCTAssertEqual(try sharedRedisCLI("XLEN", open), "2")
         XCTAssertEqual(try sharedRedisCLI("XLEN", ended), "1", "nothing of the refused call is stored")
         XCTAssertEqual(try sharedRedisCLI("HGET", open + ":state", "ms"), "5000")
+        // A one-event call's reply is its ID alone; a call of two events, an array of two.
+        let shapes = try sharedRedisCLI("--json", "EVALSHA", sha, "2", open, open, "batch", "checked", "1000", "3600",
+                                        "3", "token", "e", "text", "14", "token", "f", "text", "", "0", "", "", "token", "g", "text", "", "0", "", "")
+        let decoded = try JSONSerialization.jsonObject(with: Data(shapes.utf8)) as? [Any]
+        XCTAssertNotNil(decoded?.first as? String, shapes)
+        XCTAssertEqual((decoded?.last as? [String])?.count, 2, shapes)
         let misshapen = try sharedRedisCLI("EVALSHA", sha, "2", open, ended, "batch", "1000", "3600", "7", "token", "d", "text", "", "0", "", "")
         XCTAssertTrue(misshapen.contains("ERR starling: batch"), misshapen)
-        XCTAssertEqual(try sharedRedisCLI("XLEN", open), "2", "a misshapen batch stores nothing")
+        XCTAssertEqual(try sharedRedisCLI("XLEN", open), "5", "a misshapen batch stores nothing")
     }
 
     /// One plain event may come as 3 arguments (name data kind), alone, leased or in a batch:
