@@ -18,6 +18,8 @@ import StarlingLoop
 public final class RedisStore: EventStore {
     /// A channel with local subscribers.
     final class Watch {
+        /// The delegate's record of the channel (`setListener`), handed back with deliveries.
+        var listener: AnyObject?
         /// Newest ID delivered; nil until the baseline (the stream's newest entry when the
         /// watch began, read before the first subscriber's replay) is known.
         var lastDelivered: EventID?
@@ -537,6 +539,11 @@ public final class RedisStore: EventStore {
         reconcile(channel)
     }
 
+    /// Kept on the channel's watch (the broker sets it after `watch`, drops it before `unwatch`).
+    public func setListener(_ listener: AnyObject?, for channel: String) {
+        watches[channel]?.listener = listener
+    }
+
     public func unwatch(_ channel: String) {
         guard watches.removeValue(forKey: channel) != nil else { return }
         reconcile(channel)
@@ -654,7 +661,7 @@ public final class RedisStore: EventStore {
         // the next read of Redis.
         if !fresh.isEmpty { w.tail.reset() }
         if let entry = reply.elements?.last, RedisCodec.isLeased(entry) { w.leased = true }
-        deliver(fresh, to: channel)
+        deliver(fresh, to: channel, w)
         guard watches[channel] === w else { return }
         if events.count == Self.fillPageSize || w.heldOverflow {
             w.heldOverflow = false
@@ -762,14 +769,16 @@ public final class RedisStore: EventStore {
         }
         w.lastDelivered = last
         if !hole, !fresh.isEmpty { w.chainedSinceCheck = true }
-        deliver(fresh, to: channel)
+        deliver(fresh, to: channel, w)
         if hole, watches[channel] === w { fill(channel, w) }
     }
 
-    private func deliver(_ events: [StoredEvent], to channel: String) {
+    private func deliver(_ events: [StoredEvent], to channel: String, _ w: Watch) {
         guard let newest = events.last else { return }
         if newest.final { watches[channel]?.ended = true }
-        delegate?.store(didAppend: events, to: channel, listener: nil)
+        // A watch dropped meanwhile (a read answered after the unwatch) had its listener
+        // dropped first: nil, and the broker looks the channel up.
+        delegate?.store(didAppend: events, to: channel, listener: w.listener)
     }
 
     /// Moves the channel's sharded subscription one step toward "subscribed iff watched,
