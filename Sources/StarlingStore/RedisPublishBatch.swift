@@ -9,7 +9,12 @@ struct PublishBatch {
     private(set) var channels: [String] = []
     /// Events per publish, to match each reply's IDs.
     private(set) var events: [Int] = []
-    private(set) var completions: [(Result<AppendResult, BrokerError>) -> Void] = []
+    /// Each publish's completion, wrapped: a closure stored in an array of function type is
+    /// kept at the array's generic abstraction, through a thunk allocated for each one.
+    private(set) var completions: [Completion] = []
+    struct Completion {
+        let done: (Result<AppendResult, BrokerError>) -> Void
+    }
     /// Every publish's `<argc> <args>…`, in order.
     private(set) var arguments: RedisCommand
 
@@ -22,7 +27,7 @@ struct PublishBatch {
         precondition(!drafts.isEmpty, "a publish stores at least one event")
         channels.append(channel)
         events.append(drafts.count)
-        completions.append(completion)
+        completions.append(Completion(done: completion))
         arguments.add((leaseMs == nil ? 0 : 2) + RedisCodec.publishArgumentCount(drafts))
         if let leaseMs {
             arguments.add("lease" as StaticString)

@@ -250,10 +250,10 @@ public final class RedisStore: EventStore {
         runScript(b.channels[0], command) { [weak self] reply, node in
             guard let self else { return }
             if case .array(let items)? = reply, items.count == b.channels.count {
-                for k in items.indices { self.published(items[k], node, b.channels[k], events: b.events[k], b.completions[k]) }
+                for k in items.indices { self.published(items[k], node, b.channels[k], events: b.events[k], b.completions[k].done) }
             } else {
                 // No answer, or one for the whole call (LOADING, OOM, BUSY …): each publish hears it.
-                for k in b.channels.indices { self.published(reply, node, b.channels[k], events: b.events[k], b.completions[k]) }
+                for k in b.channels.indices { self.published(reply, node, b.channels[k], events: b.events[k], b.completions[k].done) }
             }
         }
     }
