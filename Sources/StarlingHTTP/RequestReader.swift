@@ -66,7 +66,11 @@ struct RequestReader {
     }
 
     mutating func appendHeaderField(_ b: UnsafeRawBufferPointer) -> HTTPError? {
-        precondition(state == .head)
+        // A chunked body may end with trailer fields (RFC 9112 §7.1.2): http_parser reports
+        // them like headers, after the head. Nothing here reads them: dropped. (http_parser
+        // bounds their size as it bounds a head's.)
+        if state == .body { return nil }
+        precondition(state == .head, "header fields come in a head (or a chunked body's trailer)")
         if lastWasValue { commitHeader() }
         if !inHeader {
             inHeader = true
@@ -77,6 +81,7 @@ struct RequestReader {
     }
 
     mutating func appendHeaderValue(_ b: UnsafeRawBufferPointer) -> HTTPError? {
+        if state == .body { return nil }  // a trailer field's value (above)
         precondition(state == .head && inHeader, "a header value follows its name")
         if !lastWasValue { valueStart = head.count }
         lastWasValue = true

@@ -59,6 +59,23 @@ final class HTTPTests: XCTestCase {
         }
     }
 
+    /// A chunked body may end with trailer fields: they are dropped, the publish is stored
+    /// and answered, and the connection goes on (they once reached the head reader after the
+    /// head and stopped the broker: FuzzTests seed 14848977254935832907).
+    func testTrailerFieldsAfterAChunkedBodyAreIgnored() throws {
+        try onEachEngine { broker, engine in
+            let ch = uniqueChannel()
+            let c = try BlockingConnection(port: broker.port)
+            let head = "POST /v1/channels/\(ch)/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            try c.send(Array((head + "Content-Type: text/plain\r\n\r\n2\r\nt1\r\n0\r\nX-Trailer: a\r\nX-Other: bb\r\n\r\n").utf8))
+            try c.send(Array((head + "Content-Type: application/x-ndjson\r\n\r\ne\r\n{\"data\":\"t2\"}\n\r\n0\r\nX-Trailer: c\r\n\r\n").utf8))
+            for k in 0..<2 { XCTAssertEqual(try HTTPResponse.read(from: c).status, 200, "[\(engine)] publish #\(k)") }
+            let s = try broker.client.subscribe(ch, lastEventID: "earliest")
+            XCTAssertEqual(try s.next(2).map(\.data), ["t1", "t2"], "[\(engine)]")
+            XCTAssertEqual(try broker.client.request("GET", "/healthz").status, 200, "[\(engine)] still serving")
+        }
+    }
+
     /// A connection's request buffers serve its next request once a publish is answered
     /// (RequestReader.recycle): bodies and heads that shrink, grow past what is kept, and
     /// shrink again, pipelined and one by one, must each be stored exactly as sent, with no
