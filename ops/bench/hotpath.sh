@@ -10,7 +10,10 @@
 # Servers: starling (release build in $STARLING_SCRATCH or .build) or floor
 # (../shared/limits/s2_limit.c, built with gcc -O2). Environment: DURATION (seconds of
 # publishing, default 5), RATE (publishes/s asked, default 20000; under callgrind the
-# server is the limit and every pipeline stays full), OUT (directory for the raw output).
+# server is the limit and every pipeline stays full), OUT (directory for the raw output),
+# CACHESIM=yes (callgrind only: simulate the caches too and print first-level data read
+# misses per publish; no process but the server is simulated, so read them as where the
+# server's own misses fall, not as the machine's).
 #
 # Counting covers WINDOW seconds (default 20) in the middle of the publishing phase: from
 # 2 s after every subscriber is in and (starling) the first publish was stored
@@ -37,7 +40,7 @@ TOOL=${1:?callgrind or strace}; SERVER=${2:?starling or floor}; shift 2
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SCRATCH=${STARLING_SCRATCH:-$ROOT/.build}
 BIN="$SCRATCH/release"
-WINDOW=${WINDOW:-20} RATE=${RATE:-20000} PERIODIC=${PERIODIC:-skip}
+WINDOW=${WINDOW:-20} RATE=${RATE:-20000} PERIODIC=${PERIODIC:-skip} CACHESIM=${CACHESIM:-no}
 DURATION=$((WINDOW + 15))  # publishing outlasts the counted window on both sides
 OUT=${OUT:-$(mktemp -d /tmp/starling-hotpath.XXXXXX)}
 mkdir -p "$OUT"
@@ -71,7 +74,7 @@ if [ "$TOOL" = callgrind ] && [ "$SERVER" = starling ]; then
   esac
 fi
 case "$TOOL" in
-  callgrind) env -u STARLING_SCRATCH -u STARLING_FLOOR_SRC valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
+  callgrind) env -u STARLING_SCRATCH -u STARLING_FLOOR_SRC valgrind --tool=callgrind --cache-sim="$CACHESIM" --callgrind-out-file="$OUT/callgrind.out" \
                "${TOGGLE[@]}" "${CMD[@]}" 2>"$OUT/server.err" & ;;
   strace) env -u STARLING_SCRATCH -u STARLING_FLOOR_SRC "${CMD[@]}" 2>"$OUT/server.err" & ;;
   *) echo "hotpath.sh: unknown tool $TOOL" >&2; exit 64 ;;
@@ -128,6 +131,11 @@ if [ "$TOOL" = callgrind ]; then
   IR=$(callgrind_annotate "$DUMP" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
   echo "instructions (user space): $IR"
   awk -v ir="$IR" -v p="$PUBLISHED" 'BEGIN { printf "instructions per publish: %.0f\n", ir / p }'
+  if [ "$CACHESIM" = yes ]; then
+    # The totals line lists the counts in the order of the `events:` line.
+    awk -v p="$PUBLISHED" '/^events:/ { for (i = 2; i <= NF; i++) if ($i == "D1mr") k = i }
+      /^(summary|totals):/ && k { printf "first-level data read misses per publish (simulated): %.1f\n", $k / p; exit }' "$DUMP"
+  fi
   echo "profile: callgrind_annotate --inclusive=yes $DUMP | swift demangle --simplified"
 else
   cat "$OUT/strace.txt"
