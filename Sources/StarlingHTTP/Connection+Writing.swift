@@ -11,10 +11,8 @@
 // request) and libuv holds none of its writes while `writeInFlight` is false. And
 // `send(MSG_NOSIGNAL)` skips what `write` does for files (position lock, fsnotify): the
 // floor program (../shared/limits) spent ~5 % less kernel time per delivery with it.
-#if canImport(Glibc)
-import Glibc
-#endif
 import CLibUV
+import Glibc
 import StarlingCore
 
 extension Connection {

@@ -116,8 +116,9 @@ public protocol EventStore: AnyObject {
     /// elsewhere subscribe only to these) / no longer has any.
     func watch(_ channel: String)
     func unwatch(_ channel: String)
-    /// Keeps `listener` (nil: drops it) to hand back with the channel's appends. Engines
-    /// that append elsewhere (Redis, another loop's partition) keep nothing.
+    /// Keeps `listener` (nil: drops it) to hand back with the channel's appends: the memory
+    /// store on the channel's record, Redis on its watch (set after `watch`, dropped before
+    /// `unwatch`). A partition of another loop keeps nothing.
     func setListener(_ listener: AnyObject?, for channel: String)
 
     /// Housekeeping on the loop's tick: retention by age, leases that ran out (each ended

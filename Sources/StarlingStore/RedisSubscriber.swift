@@ -151,20 +151,26 @@ final class RedisSubscriber {
             let n = min(Self.feedSlice, count - fed)
             guard redisReaderFeed(reader, readBuffer + fed, n) == REDIS_OK else { return drop("unreadable reply") }
             fed += n
-            while tcp == handle {
-                var raw: UnsafeMutableRawPointer?
-                guard redisReaderGetReply(reader, &raw) == REDIS_OK else { return drop("unreadable reply") }
-                // Not nil: one whole reply is in `flat` (the token is the FlatReply itself).
-                guard raw != nil else { break }
-                if !awaitingAuth, let onMessage, let (channel, payload) = flat.message() {
-                    if let channel { onMessage(channel, payload) }
-                    flat.reset()  // after: the payload is a slice of its buffer
-                    continue
-                }
-                let reply = flat.reply()
-                flat.reset()
-                replied(reply)
+            handleReplies(reader, handle)
+        }
+    }
+
+    /// Handles every whole reply the reader holds, until it needs more bytes or the
+    /// connection was dropped or replaced meanwhile.
+    private func handleReplies(_ reader: UnsafeMutablePointer<redisReader>, _ handle: UnsafeMutablePointer<uv_tcp_t>) {
+        while tcp == handle {
+            var raw: UnsafeMutableRawPointer?
+            guard redisReaderGetReply(reader, &raw) == REDIS_OK else { return drop("unreadable reply") }
+            // Not nil: one whole reply is in `flat` (the token is the FlatReply itself).
+            guard raw != nil else { return }
+            if !awaitingAuth, let onMessage, let (channel, payload) = flat.message() {
+                if let channel { onMessage(channel, payload) }
+                flat.reset()  // after: the payload is a slice of its buffer
+                continue
             }
+            let reply = flat.reply()
+            flat.reset()
+            replied(reply)
         }
     }
 
