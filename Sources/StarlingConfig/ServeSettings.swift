@@ -11,6 +11,8 @@ public struct ServeSettings: Sendable {
     /// Event loops (`threads`); nil: one per core the process may run on.
     public var threads: Int?
     public var heartbeatSeconds: Double
+    /// Least seconds between two loop turns (`turn_pace`); 0: none.
+    public var turnPaceSeconds: Double
     public var clientBufferBytes: Int
     public var maxQueuedBytes: Int
     public var retainEvents: Int
@@ -92,6 +94,8 @@ public struct ServeSettings: Sendable {
             threads = nil
         }
         heartbeatSeconds = try r.seconds(.heartbeat, min: 0.1)
+        turnPaceSeconds = try r.seconds(.turnPace, min: 0)
+        guard turnPaceSeconds <= 0.1 else { throw r.error(.turnPace, "\(turnPaceSeconds) s is above the most allowed, 100ms") }
         clientBufferBytes = try r.bytes(.clientBuffer, min: 1024)
         maxQueuedBytes = try r.bytes(.maxQueuedBytes, min: 1024)
         retainEvents = try r.count(.retainEvents, min: 1)

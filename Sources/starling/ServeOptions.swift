@@ -10,6 +10,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: help(.listen)) var listen: String?
     @Option(help: help(.threads)) var threads: String?
     @Option(help: help(.heartbeat)) var heartbeat: String?
+    @Option(help: help(.turnPace)) var turnPace: String?
     @Option(help: help(.clientBuffer)) var clientBuffer: String?
     @Option(help: help(.maxQueuedBytes)) var maxQueuedBytes: String?
     @Option(help: help(.retainEvents)) var retainEvents: String?
@@ -57,6 +58,7 @@ struct ServeOptions: ParsableArguments {
         put(.listen, listen)
         put(.threads, threads)
         put(.heartbeat, heartbeat)
+        put(.turnPace, turnPace)
         put(.clientBuffer, clientBuffer)
         put(.maxQueuedBytes, maxQueuedBytes)
         put(.retainEvents, retainEvents)

@@ -42,6 +42,7 @@ struct Serve: ParsableCommand {
 
         let loopCount = settings.threads ?? LoopGroup.availableCores
         let group = LoopGroup(count: loopCount)
+        for loop in group.loops { loop.pace(microseconds: Int((settings.turnPaceSeconds * 1_000_000).rounded())) }
         let stores: [EventStore]
         if let topology = runtime.redisTopology {
             // Each loop keeps its own two Redis connections per node, as separate nodes would.

@@ -144,6 +144,8 @@ final class ConfigTests: XCTestCase {
             ([], ["STARLING_MAX_CONNECTIONS": "-5"], ["max_connections", "STARLING_MAX_CONNECTIONS"]),
             (["--heartbeat", "soon"], [:], ["heartbeat", "duration"]),
             (["--heartbeat", "0"], [:], ["heartbeat", "below"]),
+            (["--turn-pace", "200ms"], [:], ["turn_pace", "above the most allowed, 100ms"]),
+            ([], ["STARLING_TURN_PACE": "soon"], ["turn_pace", "STARLING_TURN_PACE", "duration"]),
             (["--retain-seconds", "1.5"], [:], ["retain_seconds", "whole seconds"]),
             (["--max-event-bytes", "0"], [:], ["max_event_bytes", "below"]),
             (["--cors-origin", "example.com"], [:], ["cors_origin", "'example.com'"]),

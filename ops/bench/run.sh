@@ -16,10 +16,13 @@
 #          (also starling-redis-cluster and starling-redis-cluster-wait: the broker on a
 #          local 3-master + 3-replica Redis Cluster, ops/redis/cluster/cluster.sh, the
 #          second with --redis-wait 1; every redis-server's CPU counts as the server's)
+#          (also starling-paced and starling-redis-paced: the broker with --turn-pace, as
+#          --pace gives it, default 1ms; docs/operations.md)
 #          --scenarios "broadcast-1k broadcast-10k channels channels-flat idle replay slow-base slow"
 #          (also channels-light: the channels shape at 2,000 publishes/s, where nothing
 #          saturates, for publish round trips, e.g. with and without --redis-wait)
 #          --threads N (starling --threads N; Nchan worker_processes N; default 1)
+#          --pace T (the --turn-pace of starling-paced and starling-redis-paced; default 1ms)
 #          (replay: 10 subscribers read 100,000 events, 20,000 with --quick: server CPU
 #          time comes in 10 ms ticks, and 200,000 events were only 9 of them on the memory
 #          engine, so its figures came in steps of ~10 %)
@@ -35,7 +38,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$ROOT/ops/bench"
 SCRATCH=${STARLING_SCRATCH:-$ROOT/.build}
 FLOOR_SRC=${STARLING_FLOOR_SRC:-$ROOT/../shared/limits/s2_limit.c}
-RUNS=3 DURATION=10 HOLD=15 REPLAY=100000 KEEP=0 OUT="" THREADS=1 PROCS=1 SERVER_CPUS="" CLIENT_CPUS=""
+PACE=1ms RUNS=3 DURATION=10 HOLD=15 REPLAY=100000 KEEP=0 OUT="" THREADS=1 PROCS=1 SERVER_CPUS="" CLIENT_CPUS=""
 SERVERS="starling nchan starling-redis"
 SCENARIOS="broadcast-1k broadcast-10k channels channels-flat idle replay slow-base slow"
 
@@ -47,12 +50,13 @@ while [ $# -gt 0 ]; do
     --servers) SERVERS=$2; shift ;;
     --scenarios) SCENARIOS=$2; shift ;;
     --threads) THREADS=$2; shift ;;
+    --pace) PACE=$2; shift ;;
     --procs) PROCS=$2; shift ;;
     --server-cpus) SERVER_CPUS=$2; shift ;;
     --client-cpus) CLIENT_CPUS=$2; shift ;;
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 64 ;;
   esac
   shift
@@ -215,6 +219,8 @@ start_server() {
   case "$1" in
     starling) start_starling ;;
     starling-redis) start_redis && start_starling --redis "redis://127.0.0.1:$REDIS_PORT/0" ;;
+    starling-paced) start_starling --turn-pace "$PACE" ;;
+    starling-redis-paced) start_redis && start_starling --redis "redis://127.0.0.1:$REDIS_PORT/0" --turn-pace "$PACE" ;;
     starling-redis-cluster) start_redis_cluster && start_starling --redis-cluster "$CLUSTER_SEEDS" ;;
     starling-redis-cluster-wait) start_redis_cluster && start_starling --redis-cluster "$CLUSTER_SEEDS" --redis-wait 1 ;;
     nchan) start_nchan ;;
@@ -259,6 +265,11 @@ target_args() {
     *) echo "" ;;
   esac
 }
+
+if [[ " $SERVERS " == *"-paced "* ]] && ! "$BIN/starling" serve --help 2>&1 | grep -- '--turn-pace' >/dev/null; then
+  say "this starling has no --turn-pace yet: skipping starling-paced and starling-redis-paced"
+  SERVERS=$(tr ' ' '\n' <<<"$SERVERS" | grep -v -- '-paced$' | paste -sd' ' -)
+fi
 
 if [[ " $SERVERS " == *" starling-redis "* ]] && ! has_redis_engine; then
   say "this starling has no --redis yet: skipping starling-redis"

@@ -11,8 +11,8 @@ run's cores while it measured)."""
 import json, os, statistics, sys
 
 ORDER = ["broadcast-1k", "broadcast-10k", "channels", "channels-flat", "channels-light", "idle", "replay", "slow-base", "slow"]
-SERVERS = ["starling", "starling-redis", "starling-redis-cluster", "starling-redis-cluster-wait", "nchan", "nchan-redis",
-           "floor"]
+SERVERS = ["starling", "starling-paced", "starling-redis", "starling-redis-paced", "starling-redis-cluster",
+           "starling-redis-cluster-wait", "nchan", "nchan-redis", "floor"]
 DISTURBED = 5.0  # % of a core used by other processes on the run's cores
 
 
@@ -128,8 +128,10 @@ def main(folder):
             nchan_peer = nchan_redis if redis_engine and nchan_redis else nchan
             if server.startswith("nchan"):
                 nchan_peer = None
+            # A paced Redis engine against the paced memory engine when that ran.
+            same = eff.get("starling-paced") if server.endswith("-paced") and eff.get("starling-paced") else memory
             cells = [peer_ratio(mine, floor), peer_ratio(mine, nchan_peer),
-                     peer_ratio(mine, memory) if redis_engine else "–"]
+                     peer_ratio(mine, same) if redis_engine else "–"]
             if redis_engine and nchan_peer:
                 cells[1] += " (Nchan+Redis)" if nchan_peer is nchan_redis else ""
             peers.append(f"| {scenario} | {server} | {spread(mine)} | {cells[0]} | {cells[1]} | {cells[2]} |")
