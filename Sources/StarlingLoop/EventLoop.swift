@@ -27,6 +27,11 @@ public final class EventLoop {
     /// Least nanoseconds from one turn's end to the next's (`pace`); 0: none.
     private var paceNs: UInt64 = 0
     private var lastTurnEndNs: UInt64 = 0
+    /// Requests this loop sent to a backend (Redis) whose replies have not come yet. A
+    /// loop with any does not keep its pace: the replies are due within microseconds, and
+    /// each would otherwise wait out a pace (a publish waits for its script's reply, so
+    /// with pipelined publishers the pace capped the publish rate).
+    public var awaitingReplies = 0
 
     /// `keepsRunning`: `run` returns only on `stop` (a broker's loops); otherwise it returns
     /// once no handle but the inbox is left.
@@ -100,7 +105,7 @@ public final class EventLoop {
     private func keepPace() {
         let now = uv_hrtime()
         let since = now &- lastTurnEndNs
-        if since < paceNs {
+        if since < paceNs, awaitingReplies == 0 {
             var wait = timespec(tv_sec: 0, tv_nsec: Int(paceNs - since))
             var left = timespec()
             while nanosleep(&wait, &left) != 0, errno == EINTR { wait = left }

@@ -94,8 +94,12 @@ final class RedisConnection {
             redisAsyncFormattedCommand(ac, redisReplyCallback, box, b.baseAddress!.assumingMemoryBound(to: CChar.self), b.count) == REDIS_OK
         }
         if !ok, let box { Unmanaged<ReplyBox>.fromOpaque(box).release() }
+        if ok { loop.awaitingReplies += 1 }  // hiredis calls back once per command, nil if the connection goes
         return ok
     }
+
+    /// A command's reply (or its nil) came back.
+    fileprivate func replied() { loop.awaitingReplies -= 1 }
 
     // MARK: connection life
 
@@ -222,7 +226,9 @@ private let redisDisconnectCallback: @convention(c) (UnsafePointer<redisAsyncCon
 
 private let redisReplyCallback: @convention(c) (UnsafeMutablePointer<redisAsyncContext>?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void = { ac, reply, privdata in
     let value = reply.map { copyReply($0.assumingMemoryBound(to: redisReply.self)) }
-    if value == nil, let ac { RedisConnection.from(UnsafePointer(ac))?.lostReply() }
+    let connection = ac.flatMap { RedisConnection.from(UnsafePointer($0)) }
+    connection?.replied()
+    if value == nil { connection?.lostReply() }
     guard let privdata else { return }
     let box = Unmanaged<ReplyBox>.fromOpaque(privdata).takeRetainedValue()
     box.completion(value)
