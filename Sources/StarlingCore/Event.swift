@@ -84,9 +84,4 @@ public final class StoredEvent: Sendable {
         self.conflate = conflate; self.final = final; self.storedAtMs = storedAtMs
         self.sse = SSEEncoder.encode(id: id, name: name, data: data.wireText)
     }
-
-    public convenience init(channel: String, id: EventID, draft: EventDraft, storedAtMs: UInt64) {
-        self.init(channel: channel, id: id, name: draft.name, data: draft.data, conflate: draft.conflate,
-                  final: draft.final, storedAtMs: storedAtMs)
-    }
 }
