@@ -78,6 +78,14 @@ public enum PublishBody {
         }
     }
 
+    /// The publish fast lane's reading of a JSON body: the one-object shape QuickEvent reads,
+    /// within the limits, or nil (then `parseJSON` reads it, and gives any error).
+    public static func quickJSON(_ body: UnsafeRawBufferPointer, limits: PublishLimits) -> EventDraft? {
+        guard let d = QuickEvent.parse(body.bindMemory(to: UInt8.self)),
+              (try? check(d, limits: limits, place: "event")) != nil else { return nil }
+        return d
+    }
+
     /// Parses one NDJSON line (1-based `line` for the error message); nil for a blank line.
     public static func parseLine(_ bytes: ArraySlice<UInt8>, line: Int, limits: PublishLimits,
                                  channelKey: Bool) throws -> EventDraft? {

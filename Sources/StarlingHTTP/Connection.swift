@@ -217,6 +217,13 @@ public final class Connection: WheelTimed {
     private func readPlainRequests(_ bytes: UnsafeRawBufferPointer) -> Int {
         var at = 0
         while at < bytes.count, let r = PlainRequest.scan(bytes, from: at, limits: limits) {
+            // The handler's fast lane first (the publish of one event): no Request made.
+            if let handler, handler.takePlain(r.bytes(in: bytes), on: self) {
+                precondition(handled == reader.begun, "a plain request taken is accepted (acceptPlain)")
+                at = r.body.upperBound
+                guard state == .http, !stopParsing else { return bytes.count }
+                continue
+            }
             _ = parserMessageBegin()
             var refused = verdict(reader.appendPlainHead(url: UnsafeRawBufferPointer(rebasing: bytes[r.url]),
                                                          lines: UnsafeRawBufferPointer(rebasing: bytes[r.headers]))) != 0
@@ -309,10 +316,7 @@ public final class Connection: WheelTimed {
     func parserMessageComplete() -> Int32 {
         guard reader.state == .body else { return 1 }
         var r = reader.completeMessage()
-        servedRequests += 1
-        handled = r.sequence + 1
-        let idleDue = loop.nowMs + limits.idleTimeoutMs
-        if idleDue < scheduledMs { schedule(atMs: idleDue) }
+        noteHandled(r.sequence)
         // Nothing is read after a `Connection: close` request or during a drain; set before
         // the handler runs, so an answer it gives at once already carries the close.
         if !r.keepAlive || draining { stopReading() }
@@ -330,15 +334,37 @@ public final class Connection: WheelTimed {
         return 0
     }
 
+    /// Request `seq` is complete and goes to the handler: the keep-alive idle timeout
+    /// runs from now.
+    private func noteHandled(_ seq: UInt64) {
+        servedRequests += 1
+        handled = seq + 1
+        let idleDue = loop.nowMs + limits.idleTimeoutMs
+        if idleDue < scheduledMs { schedule(atMs: idleDue) }
+    }
+
+    /// Takes the plain request offered to `HTTPHandler.takePlain`: it is handled now, and
+    /// its answer (`respond(sequence:…)`, `respondOK(sequence:json:)`) has this sequence.
+    public func acceptPlain() -> UInt64 {
+        let seq = reader.skipPlain()
+        noteHandled(seq)
+        return seq
+    }
+
     // MARK: answering
 
     /// Sends `response` as the answer to `request`, after the answers to earlier requests.
     public func respond(to request: Request, _ response: Response, close forceClose: Bool = false) {
-        let close = forceClose || closes(after: request)
+        respond(sequence: request.sequence, keepAlive: request.keepAlive, response, close: forceClose)
+    }
+
+    /// `respond` to a plain request taken whole (`acceptPlain`; plain requests keep alive).
+    public func respond(sequence: UInt64, keepAlive: Bool = true, _ response: Response, close forceClose: Bool = false) {
+        let close = forceClose || closes(sequence: sequence, keepAlive: keepAlive)
         guard isOpen else { return }
-        guard answers.isDue(request.sequence) else {
+        guard answers.isDue(sequence) else {
             // Answered ahead of an earlier request (an asynchronous store): held, as bytes.
-            return answer(seq: request.sequence, bytes: response.serialized(close: close), close: close)
+            return answer(seq: sequence, bytes: response.serialized(close: close), close: close)
         }
         // Due now: serialized straight into the batch's buffer, then any held answers
         // this one was holding up.
@@ -346,25 +372,32 @@ public final class Connection: WheelTimed {
             response.serialize(into: &answerBuffer, close: close)
             answerQueued(close: close)
         }
-        answers.sentDue(request.sequence) { bytes, close in enqueueAnswer(bytes, close: close) }
+        answers.sentDue(sequence) { bytes, close in enqueueAnswer(bytes, close: close) }
     }
 
     /// `respond` for a `200 OK` JSON answer given as bytes (the publish answer): written
     /// straight into the batch's buffer when due, with no Response or array made for it.
     public func respondOK(to request: Request, json body: UnsafeRawBufferPointer) {
-        guard isOpen, answers.isDue(request.sequence) else { return respond(to: request, .json(200, bytes: Array(body))) }
-        let close = closes(after: request)
+        respondOK(sequence: request.sequence, keepAlive: request.keepAlive, json: body)
+    }
+
+    /// `respondOK` to a plain request taken whole (`acceptPlain`).
+    public func respondOK(sequence: UInt64, keepAlive: Bool = true, json body: UnsafeRawBufferPointer) {
+        guard isOpen, answers.isDue(sequence) else {
+            return respond(sequence: sequence, keepAlive: keepAlive, .json(200, bytes: Array(body)))
+        }
+        let close = closes(sequence: sequence, keepAlive: keepAlive)
         if !closeAfterFlush {
             Response.appendJSON200(body, close: close, to: &answerBuffer)
             answerQueued(close: close)
         }
-        answers.sentDue(request.sequence) { bytes, close in enqueueAnswer(bytes, close: close) }
+        answers.sentDue(sequence) { bytes, close in enqueueAnswer(bytes, close: close) }
     }
 
-    /// Whether the answer to `request` is the connection's last: the client asked for
-    /// `close`, or it is the last request handled before a drain.
-    private func closes(after request: Request) -> Bool {
-        !request.keepAlive || (draining && stopParsing && request.sequence + 1 == handled)
+    /// Whether the answer to request `sequence` is the connection's last: the client asked
+    /// for `close`, or it is the last request handled before a drain.
+    private func closes(sequence: UInt64, keepAlive: Bool) -> Bool {
+        !keepAlive || (draining && stopParsing && sequence + 1 == handled)
     }
 
     private func answer(seq: UInt64, bytes: [UInt8], close: Bool) {

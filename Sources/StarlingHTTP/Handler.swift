@@ -10,10 +10,17 @@ public protocol HTTPHandler: AnyObject {
     /// arrives (a long-lived ingest stream, no total size limit), or nil to have it
     /// buffered up to the body limit and passed to `handle`.
     func bodyStream(for request: Request, on connection: Connection) -> BodyStream?
+
+    /// The fast lane: a complete plain request (PlainRequest.swift), offered before any
+    /// Request is made for it. Return false to have it read the usual way (nothing may have
+    /// been done). To take it, call `connection.acceptPlain()` and answer that sequence with
+    /// `connection.respond(sequence:…)` or `respondOK(sequence:json:)`, now or later.
+    func takePlain(_ request: PlainRequestBytes, on connection: Connection) -> Bool
 }
 
 extension HTTPHandler {
     public func bodyStream(for request: Request, on connection: Connection) -> BodyStream? { nil }
+    public func takePlain(_ request: PlainRequestBytes, on connection: Connection) -> Bool { false }
 }
 
 /// Receives a request body chunk by chunk. The consumer answers the request itself

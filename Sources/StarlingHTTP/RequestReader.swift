@@ -161,6 +161,14 @@ struct RequestReader {
         return r
     }
 
+    /// A plain request the handler took whole (`Connection.acceptPlain`): counted, with
+    /// nothing gathered; returns its sequence.
+    mutating func skipPlain() -> UInt64 {
+        precondition(state == .betweenRequests, "a plain request is taken between requests")
+        begun += 1
+        return begun - 1
+    }
+
     /// The current request's body is complete; returns the request.
     mutating func completeMessage() -> Request {
         precondition(state == .body, "a message completes after its head")

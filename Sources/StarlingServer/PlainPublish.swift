@@ -1,0 +1,85 @@
+// The publish fast lane: `POST /v1/channels/{ch}/events` with one JSON event, the request
+// AI workers send for every token, taken from the connection's read buffer with no Request
+// made (HTTPHandler.takePlain). Why a lane of its own: on the many-channels shape the
+// general path (a Request with its head copied and its headers spanned, routing, header
+// lookups by name, the handler's dispatch) was a third of the user-space instructions of a
+// publish (callgrind, ops/bench/hotpath.sh), and the floor (SPEC §9) does none of it.
+//
+// It takes only what it reads exactly as the general path would: open auth, no access log,
+// a path with no query (escapes are decoded as Route does), the headers a plain client sends (Host,
+// User-Agent, Accept, Accept-Encoding, Content-Length and one `Content-Type:
+// application/json`), and a body QuickEvent reads within the limits. Anything else (a
+// token, CORS, `Starling-Lease`, `Expect`, NDJSON, a bad body) returns false untouched and
+// the general path reads it, errors included. Storing and answering are the general path's.
+import StarlingCore
+import StarlingHTTP
+
+extension Broker {
+    public func takePlain(_ r: PlainRequestBytes, on connection: Connection) -> Bool {
+        guard r.isPost, auth.isOpen, config.accessLog == nil, let channel = Self.plainPublishChannel(r.url),
+              Self.hasPlainJSONHeaders(r), let draft = PublishBody.quickJSON(r.body, limits: publishLimits)
+        else { return false }
+        let receivedNs = MonotonicClock.nowNs()
+        let seq = connection.acceptPlain()
+        let drafts = [draft]
+        let now = store.appendNow(drafts, to: channel) { result in
+            answerPlain(seq, receivedNs, connection, counted(result, channel: channel, perChannel: false))
+        }
+        if now { return true }
+        store.append(drafts, to: channel) { [self] result in
+            answerPlain(seq, receivedNs, connection, counted(result, channel: channel, perChannel: false))
+        }
+        return true
+    }
+
+    /// The answer to a publish taken by the fast lane (`answer` for a Request: no CORS
+    /// headers are due, as no Origin was sent).
+    private func answerPlain(_ seq: UInt64, _ receivedNs: UInt64, _ connection: Connection, _ tally: PublishTally) {
+        let seconds = Double(MonotonicClock.nowNs() &- receivedNs) / 1e9
+        if let failure = tally.failure {
+            let response = failure.httpError.response
+            metrics.countResponse(.publish, status: response.status, seconds: seconds)
+            return connection.respond(sequence: seq, response)
+        }
+        tally.withAnswerBytes { body in
+            metrics.countResponse(.publish, status: 200, seconds: seconds)
+            connection.respondOK(sequence: seq, json: body)
+        }
+    }
+
+    /// The channel of `/v1/channels/{ch}/events` as sent (no query, no escape), or nil.
+    static func plainPublishChannel(_ url: UnsafeRawBufferPointer) -> String? {
+        let u = url.bindMemory(to: UInt8.self)
+        guard !u.contains(0x3F), case .channelEvents(let channel)? = try? Route.match(u) else { return nil }
+        return channel
+    }
+
+    /// Whether the headers are only those a plain client sends with a JSON body.
+    static func hasPlainJSONHeaders(_ r: PlainRequestBytes) -> Bool {
+        var json = false
+        let plain = r.allHeaders { name, value in
+            switch name.count {
+            case 4: return isName(name, "host")
+            case 6: return isName(name, "accept")
+            case 10: return isName(name, "user-agent")
+            case 14: return isName(name, "content-length")
+            case 15: return isName(name, "accept-encoding")
+            case 12:
+                guard isName(name, "content-type"), !json,
+                      PublishBody.MediaType(contentType: value.bindMemory(to: UInt8.self)) == .json else { return false }
+                json = true
+                return true
+            default: return false
+            }
+        }
+        return plain && json
+    }
+
+    /// Whether header name `b` is `lower`, ignoring ASCII case (PlainRequest lets only
+    /// letters, digits and "-" into a name, and OR-ing 0x20 folds the letters).
+    private static func isName(_ b: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
+        let l = lower.utf8Start
+        for k in 0..<lower.utf8CodeUnitCount where b[k] | 0x20 != l[k] { return false }
+        return true
+    }
+}

@@ -1,0 +1,79 @@
+// The publish fast lane (PlainPublish.swift): a plain JSON publish is taken from the read
+// buffer with no Request made; anything else goes the general way. Both must give the
+// same answers, in request order, and store the same events.
+import StarlingClient
+import StarlingCore
+import XCTest
+
+final class PlainPublishTests: XCTestCase {
+    private func post(_ path: String, _ json: String, extra: [(String, String)] = []) -> [UInt8] {
+        StarlingHTTPClient.format("POST", path, headers: [("Content-Type", "application/json")] + extra, body: Array(json.utf8))
+    }
+
+    /// Fast-lane publishes and requests the lane leaves alone (another header, a lease, a
+    /// GET, a body it does not read, a bad body), all in one write: every answer in request
+    /// order, the stored events exactly those answered 200, with their names.
+    func testFastLaneAndGeneralRequestsInOneWriteAreAnsweredInOrder() throws {
+        try onEachEngine { broker, engine in
+            let ch = uniqueChannel()
+            let path = "/v1/channels/\(ch)/events"
+            let c = try BlockingConnection(port: broker.port)
+            var bytes: [UInt8] = []
+            bytes += post(path, "{\"data\":\"a\"}")                                        // lane
+            bytes += post(path, "{\"data\":\"b\"}", extra: [("X-Trace", "1")])             // general: another header
+            bytes += StarlingHTTPClient.format("GET", "/healthz")                          // general: a GET
+            bytes += post(path, "{\"data\":}")                                             // lane declines: bad JSON
+            bytes += post(path, "{\"event\":\"tok\",\"data\":{\"n\":5}}")                  // lane
+            bytes += post(path, "{\"data\":\"f\"}", extra: [("Starling-Lease", "30")])     // general: a lease
+            bytes += post(path, "{ \"data\" : \"g\" }")                                    // lane declines: spaces
+            bytes += post(path, "{\"data\":\"h\"}")                                        // lane
+            try c.send(bytes)
+            let expected = [200, 200, 200, 400, 200, 200, 200, 200]
+            var ids: [EventID] = []
+            for (k, status) in expected.enumerated() {
+                let r = try HTTPResponse.read(from: c)
+                XCTAssertEqual(r.status, status, "[\(engine)] answer #\(k + 1): \(r.text)")
+                if k == 2 { XCTAssertEqual(r.text, "{\"status\":\"ok\"}", "[\(engine)] the GET's answer in its place") }
+                if k == 3 { XCTAssertEqual(errorCode(r), "bad_json", "[\(engine)]") }
+                if status == 200, k != 2 {
+                    let v = try JSONParser.parse(r.body)
+                    XCTAssertEqual(v["count"], .number("1"), "[\(engine)] #\(k + 1)")
+                    let id = EventID(v["first"]!.stringValue!)!
+                    XCTAssertEqual(v["last"]?.stringValue, v["first"]?.stringValue)
+                    if let last = ids.last { XCTAssertGreaterThan(id, last, "[\(engine)] answers in request order") }
+                    ids.append(id)
+                }
+            }
+            let s = try broker.client.subscribe(ch, lastEventID: "earliest")
+            let got = try s.next(6)
+            XCTAssertEqual(got.map(\.data), ["a", "b", "{\"n\":5}", "f", "g", "h"], "[\(engine)]")
+            XCTAssertEqual(got.map(\.event), ["message", "message", "tok", "message", "message", "message"], "[\(engine)]")
+            XCTAssertEqual(got.map(\.id), ids.map { "\($0)" }, "[\(engine)] each answer names its event")
+        }
+    }
+
+    /// The lane's answer is the general path's, header for header; a failure too (a
+    /// publish after the final event), and both count in /metrics.
+    func testFastLaneAnswersAndCountsAsTheGeneralPathDoes() throws {
+        try onEachEngine { broker, engine in
+            let ch = uniqueChannel()
+            let path = "/v1/channels/\(ch)/events"
+            let published = try broker.metric("starling_publish_requests_total")
+            let lane = try broker.raw(post(path, "{\"data\":\"x\"}"))
+            let general = try broker.raw(post(path, "{\"data\":\"y\"}", extra: [("X-Trace", "1")]))
+            XCTAssertEqual(lane.status, 200, "[\(engine)] \(lane.text)")
+            XCTAssertEqual(lane.headers.map { "\($0.0): \($0.1)" }, general.headers.map { "\($0.0): \($0.1)" }, "[\(engine)]")
+            XCTAssertEqual(try broker.metric("starling_publish_requests_total"), published + 2, "[\(engine)]")
+
+            try broker.client.publish(ch, data: "done", event: "done", final: true)
+            let laneLate = try broker.raw(post(path, "{\"data\":\"late\"}"))
+            let generalLate = try broker.raw(post(path, "{\"data\":\"late\"}", extra: [("X-Trace", "1")]))
+            XCTAssertEqual(laneLate.status, 409, "[\(engine)]")
+            XCTAssertEqual(errorCode(laneLate), "channel_final", "[\(engine)]")
+            XCTAssertEqual(laneLate.text, generalLate.text, "[\(engine)]")
+            XCTAssertEqual(laneLate.headers.map { "\($0.0): \($0.1)" }, generalLate.headers.map { "\($0.0): \($0.1)" }, "[\(engine)]")
+            let counts = try broker.metricsText().split(separator: "\n").filter { $0.hasPrefix("starling_responses_total{route=\"publish\"") }
+            XCTAssertTrue(counts.contains { $0.hasSuffix("status=\"4xx\"} 2") }, "[\(engine)] \(counts)")
+        }
+    }
+}
