@@ -24,6 +24,11 @@ struct PlainRequest {
     /// The Content-Length (0 without one).
     let contentLength: Int
     let body: Range<Int>
+    /// Whether every header is one of those a plain client sends (Host, User-Agent, Accept,
+    /// Accept-Encoding, Content-Type, Content-Length, each type at most once).
+    let onlyCommonHeaders: Bool
+    /// The Content-Type value, when there is one.
+    let contentType: Range<Int>?
 
     /// The plain request starting at `start` in `b`, or nil for http_parser to read.
     static func scan(_ b: UnsafeRawBufferPointer, from start: Int, limits: HTTPLimits) -> PlainRequest? {
@@ -58,6 +63,8 @@ struct PlainRequest {
         let headersStart = i
         var headBytes = urlEnd - urlStart  // counted as RequestReader counts: URL, names, values
         var length = -1
+        var common = true
+        var contentType: Range<Int>?
         while true {
             guard n - i >= 2 else { return nil }
             if b[i] == 0x0D {
@@ -79,7 +86,10 @@ struct PlainRequest {
             headBytes += nameEnd - nameStart + valueEnd - valueStart
             guard headBytes <= limits.maxHeadBytes else { return nil }
             switch special(b, nameStart, nameEnd) {
-            case .none: break
+            case .common: break
+            case .uncommon: common = false
+            case .contentType:
+                if contentType == nil { contentType = valueStart..<valueEnd } else { common = false }
             case .other: return nil
             case .contentLength:
                 guard length < 0, valueEnd - valueStart <= 9 else { return nil }
@@ -96,27 +106,34 @@ struct PlainRequest {
         let contentLength = max(length, 0)
         guard contentLength <= limits.maxBodyBytes, n - bodyStart >= contentLength else { return nil }
         return PlainRequest(method: method, isPost: isPost, url: urlStart..<urlEnd, headers: headersStart..<headersEnd,
-                            contentLength: contentLength, body: bodyStart..<bodyStart + contentLength)
+                            contentLength: contentLength, body: bodyStart..<bodyStart + contentLength,
+                            onlyCommonHeaders: common, contentType: contentType)
     }
 
     /// The request as the handler's fast lane sees it (`HTTPHandler.takePlain`).
     func bytes(in b: UnsafeRawBufferPointer) -> PlainRequestBytes {
         PlainRequestBytes(isPost: isPost, url: UnsafeRawBufferPointer(rebasing: b[url]),
                           headerLines: UnsafeRawBufferPointer(rebasing: b[headers]),
-                          body: UnsafeRawBufferPointer(rebasing: b[body]))
+                          body: UnsafeRawBufferPointer(rebasing: b[body]), onlyCommonHeaders: onlyCommonHeaders,
+                          contentType: contentType.map { UnsafeRawBufferPointer(rebasing: b[$0]) })
     }
 
-    private enum Special { case none, contentLength, other }
+    private enum Special { case common, uncommon, contentType, contentLength, other }
 
-    /// Headers that change how http_parser frames the request or the connection.
+    /// Headers that change how http_parser frames the request or the connection (`other`),
+    /// and those a plain client sends (`common`, for the handler's fast lane).
     private static func special(_ b: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Special {
         switch end - start {
-        case 14: return named(b, start, "content-length") ? .contentLength : .none
-        case 17: return named(b, start, "transfer-encoding") ? .other : .none
-        case 10: return named(b, start, "connection") ? .other : .none
-        case 16: return named(b, start, "proxy-connection") ? .other : .none
-        case 7: return named(b, start, "upgrade") ? .other : .none
-        default: return .none
+        case 4: return named(b, start, "host") ? .common : .uncommon
+        case 6: return named(b, start, "accept") ? .common : .uncommon
+        case 7: return named(b, start, "upgrade") ? .other : .uncommon
+        case 10: return named(b, start, "user-agent") ? .common : named(b, start, "connection") ? .other : .uncommon
+        case 12: return named(b, start, "content-type") ? .contentType : .uncommon
+        case 14: return named(b, start, "content-length") ? .contentLength : .uncommon
+        case 15: return named(b, start, "accept-encoding") ? .common : .uncommon
+        case 16: return named(b, start, "proxy-connection") ? .other : .uncommon
+        case 17: return named(b, start, "transfer-encoding") ? .other : .uncommon
+        default: return .uncommon
         }
     }
 
@@ -154,6 +171,11 @@ public struct PlainRequestBytes {
     /// From the first name to the last line's CRLF (each line `name:[blanks]value\r\n`).
     let headerLines: UnsafeRawBufferPointer
     public let body: UnsafeRawBufferPointer
+    /// Whether every header is one a plain client sends: Host, User-Agent, Accept,
+    /// Accept-Encoding, Content-Type and Content-Length, Content-Type at most once.
+    public let onlyCommonHeaders: Bool
+    /// The Content-Type value (the first), if any.
+    public let contentType: UnsafeRawBufferPointer?
 
     /// Calls `each` with every header's name (as sent: any case) and value, in order, until
     /// it returns false; returns whether every call returned true.

@@ -181,12 +181,25 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
 
     public func store(didAppend events: [StoredEvent], to channel: String, listener: AnyObject?) {
         if let last = events.last, last.final, let streams = ingests[channel] { for s in streams { s.channelEnded(by: last) } }
-        // Only this broker sets listeners, and only to its ChannelLegs: no checked cast.
-        guard let legs = listener.map({ unsafeDowncast($0, to: ChannelLegs.self) }) ?? channels[channel] else { return }
-        for event in events {
-            for leg in legs.list { leg.live(event) }
-            metrics.awaitingWrite.append(event.storedAtMs)
-        }
+        guard let legs = legs(of: channel, listener) else { return }
+        for event in events { fanOut(event, legs) }
+    }
+
+    public func store(didAppendOne event: StoredEvent, to channel: String, listener: AnyObject?) {
+        if event.final, let streams = ingests[channel] { for s in streams { s.channelEnded(by: event) } }
+        guard let legs = legs(of: channel, listener) else { return }
+        fanOut(event, legs)
+    }
+
+    /// The channel's subscribers here. Only this broker sets listeners, and only to its
+    /// ChannelLegs: no checked cast.
+    @inline(__always) private func legs(of channel: String, _ listener: AnyObject?) -> ChannelLegs? {
+        listener.map { unsafeDowncast($0, to: ChannelLegs.self) } ?? channels[channel]
+    }
+
+    @inline(__always) private func fanOut(_ event: StoredEvent, _ legs: ChannelLegs) {
+        for leg in legs.list { leg.live(event) }
+        metrics.awaitingWrite.append(event.storedAtMs)
     }
 
     /// May `event` be merged for a subscriber (`--merge-events`)? Free when none are set.

@@ -6,11 +6,11 @@
 // publish (callgrind, ops/bench/hotpath.sh), and the floor (SPEC §9) does none of it.
 //
 // It takes only what it reads exactly as the general path would: open auth, no access log,
-// a path with no query (escapes are decoded as Route does), the headers a plain client sends (Host,
-// User-Agent, Accept, Accept-Encoding, Content-Length and one `Content-Type:
-// application/json`), and a body QuickEvent reads within the limits. Anything else (a
-// token, CORS, `Starling-Lease`, `Expect`, NDJSON, a bad body) returns false untouched and
-// the general path reads it, errors included. Storing and answering are the general path's.
+// a path with no query (escapes decoded as Route decodes them), only the headers a plain
+// client sends (PlainRequestBytes.onlyCommonHeaders) with `Content-Type: application/json`,
+// and a body QuickEvent reads within the limits. Anything else (a token, CORS,
+// `Starling-Lease`, `Expect`, NDJSON, a bad body) returns false untouched and the general
+// path reads it, errors included. Storing and answering are the general path's.
 import StarlingCore
 import StarlingHTTP
 
@@ -47,39 +47,16 @@ extension Broker {
         }
     }
 
-    /// The channel of `/v1/channels/{ch}/events` as sent (no query, no escape), or nil.
+    /// The channel of `/v1/channels/{ch}/events` (no query), or nil.
     static func plainPublishChannel(_ url: UnsafeRawBufferPointer) -> String? {
         let u = url.bindMemory(to: UInt8.self)
         guard !u.contains(0x3F), case .channelEvents(let channel)? = try? Route.match(u) else { return nil }
         return channel
     }
 
-    /// Whether the headers are only those a plain client sends with a JSON body.
+    /// Whether the headers are only those a plain client sends, with a JSON body.
     static func hasPlainJSONHeaders(_ r: PlainRequestBytes) -> Bool {
-        var json = false
-        let plain = r.allHeaders { name, value in
-            switch name.count {
-            case 4: return isName(name, "host")
-            case 6: return isName(name, "accept")
-            case 10: return isName(name, "user-agent")
-            case 14: return isName(name, "content-length")
-            case 15: return isName(name, "accept-encoding")
-            case 12:
-                guard isName(name, "content-type"), !json,
-                      PublishBody.MediaType(contentType: value.bindMemory(to: UInt8.self)) == .json else { return false }
-                json = true
-                return true
-            default: return false
-            }
-        }
-        return plain && json
-    }
-
-    /// Whether header name `b` is `lower`, ignoring ASCII case (PlainRequest lets only
-    /// letters, digits and "-" into a name, and OR-ing 0x20 folds the letters).
-    private static func isName(_ b: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
-        let l = lower.utf8Start
-        for k in 0..<lower.utf8CodeUnitCount where b[k] | 0x20 != l[k] { return false }
-        return true
+        guard r.onlyCommonHeaders, let type = r.contentType else { return false }
+        return PublishBody.MediaType(contentType: type.bindMemory(to: UInt8.self)) == .json
     }
 }

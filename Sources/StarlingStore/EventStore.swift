@@ -65,6 +65,15 @@ public protocol EventStoreDelegate: AnyObject {
     /// none): the delegate's own record of the channel, handed back so the fan-out does not
     /// look the channel up by name a second time.
     func store(didAppend events: [StoredEvent], to channel: String, listener: AnyObject?)
+    /// `didAppend` for a publish that stored one event (an AI token, the common case), with
+    /// no array made for it.
+    func store(didAppendOne event: StoredEvent, to channel: String, listener: AnyObject?)
+}
+
+extension EventStoreDelegate {
+    public func store(didAppendOne event: StoredEvent, to channel: String, listener: AnyObject?) {
+        store(didAppend: [event], to: channel, listener: listener)
+    }
 }
 
 public protocol EventStore: AnyObject {

@@ -137,8 +137,11 @@ public final class MemoryStore: EventStore {
         }
         let channel = existing ?? create(name)
         channel.producers.record(verdict)
+        // One event stored (a token, the common case) goes to the delegate alone: no array.
+        let count = drafts.count - verdict.duplicates
         var stored: [StoredEvent] = []
-        stored.reserveCapacity(drafts.count - verdict.duplicates)
+        if count > 1 { stored.reserveCapacity(count) }
+        var first: StoredEvent?, last: StoredEvent?
         // Fields read in place, not `for d in` nor `draft: drafts[k]`: an EventDraft copied
         // out retains its five strings and releases them again (~300 instructions each).
         for k in drafts.indices where !verdict.isDuplicate(k) {
@@ -153,15 +156,21 @@ public final class MemoryStore: EventStore {
                 channel.finalID = id
                 channel.state = ChannelState(finalEventNamed: e.name)
             }
-            stored.append(e)
+            if first == nil { first = e }
+            last = e
+            if count > 1 { stored.append(e) }
         }
         if let k = drafts.lastIndex(where: { $0.leaseMs != nil }), let ms = drafts[k].leaseMs { channel.leaseMs = ms }
         renewLease(channel, nowMs: now)
         channel.lastAppendMs = now
         if !channel.queued { enqueue(channel, dueMs: now + retainMs) }
         trim(channel, nowMs: now)
-        completion(.success(AppendResult(count: stored.count, first: stored.first?.id, last: stored.last?.id, duplicates: verdict.duplicates)))
-        delegate?.store(didAppend: stored, to: name, listener: channel.listener)
+        completion(.success(AppendResult(count: count, first: first?.id, last: last?.id, duplicates: verdict.duplicates)))
+        if count == 1, let last {
+            delegate?.store(didAppendOne: last, to: name, listener: channel.listener)
+        } else {
+            delegate?.store(didAppend: stored, to: name, listener: channel.listener)
+        }
     }
 
     public func read(_ name: String, from: ResumePoint, limit: Int,

@@ -308,6 +308,12 @@ public final class PartitionedMemoryStore: EventStore, EventStoreDelegate {
 
     /// The partition stored events of a channel this loop owns: hand them to every
     /// watching loop (this one directly, the others in this turn's batch to them).
+    public func store(didAppendOne event: StoredEvent, to channel: String, listener: AnyObject?) {
+        // One loop: handed on as it came (no array); several: `didAppend`'s hand-offs.
+        if peers.count == 1 { return delegate?.store(didAppendOne: event, to: channel, listener: listener) ?? () }
+        store(didAppend: [event], to: channel, listener: listener)
+    }
+
     public func store(didAppend events: [StoredEvent], to channel: String, listener: AnyObject?) {
         // One loop: no lookup here; the broker's own record comes with the events.
         if peers.count == 1 { return delegate?.store(didAppend: events, to: channel, listener: listener) ?? () }

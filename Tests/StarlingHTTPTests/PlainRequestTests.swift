@@ -117,6 +117,31 @@ final class PlainRequestTests: XCTestCase {
         }
     }
 
+    /// What the handler's fast lane reads of the headers (PlainRequestBytes): whether all
+    /// are common client headers, and the Content-Type.
+    func testTellsWhetherOnlyCommonHeadersWereSent() {
+        let cases: [(String, Bool, String?)] = [
+            (String(decoding: Self.publish, as: UTF8.self), true, "application/json"),
+            ("POST /x HTTP/1.1\r\nhOST: h\r\nuser-agent: curl/8\r\nAccept: */*\r\nAccept-Encoding: gzip\r\nCONTENT-TYPE: text/plain\r\nContent-Length: 0\r\n\r\n",
+             true, "text/plain"),
+            ("GET / HTTP/1.1\r\n\r\n", true, nil),
+            ("POST /x HTTP/1.1\r\nHost: h\r\nX-Trace: 1\r\nContent-Length: 0\r\n\r\n", false, nil),
+            ("POST /x HTTP/1.1\r\nOrigin: http://a\r\nContent-Type: application/json\r\n\r\n", false, "application/json"),
+            ("POST /x HTTP/1.1\r\nStarling-Lease: 30\r\nContent-Type: application/json\r\n\r\n", false, "application/json"),
+            ("POST /x HTTP/1.1\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\n\r\n", false, "application/json"),
+            ("POST /x HTTP/1.1\r\nUser-Agentx: 1\r\n\r\n", false, nil),
+            ("POST /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n", false, nil),
+        ]
+        for (text, common, type) in cases {
+            Array(text.utf8).withUnsafeBytes { b in
+                guard let r = PlainRequest.scan(b, from: 0, limits: limits) else { return XCTFail("not plain: \(text.debugDescription)") }
+                let v = r.bytes(in: b)
+                XCTAssertEqual(v.onlyCommonHeaders, common, text.debugDescription)
+                XCTAssertEqual(v.contentType.map { String(decoding: $0, as: UTF8.self) }, type, text.debugDescription)
+            }
+        }
+    }
+
     func testLeavesEverythingElseToHTTPParser() {
         let other = [
             "PUT /x HTTP/1.1\r\n\r\n",                                   // another method
