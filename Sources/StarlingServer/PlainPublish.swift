@@ -17,11 +17,10 @@ import StarlingHTTP
 extension Broker {
     public func takePlain(_ r: PlainRequestBytes, on connection: Connection) -> Bool {
         guard r.isPost, auth.isOpen, config.accessLog == nil, let channel = Self.plainPublishChannel(r.url),
-              Self.hasPlainJSONHeaders(r), let draft = PublishBody.quickJSON(r.body, limits: publishLimits)
+              Self.hasPlainJSONHeaders(r), let drafts = PublishBody.quickJSON(r.body, limits: publishLimits)
         else { return false }
         let receivedNs = MonotonicClock.nowNs()
         let seq = connection.acceptPlain()
-        let drafts = [draft]
         let now = store.appendNow(drafts, to: channel) { result in
             answerPlain(seq, receivedNs, connection, counted(result, channel: channel, perChannel: false))
         }
