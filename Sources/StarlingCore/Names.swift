@@ -19,8 +19,16 @@ public enum Names {
     /// byte, and every publish checks a channel and an event name).
     @inline(__always) static func all(_ bytes: UnsafeBufferPointer<UInt8>, in set: (UInt64, UInt64)) -> Bool {
         guard !bytes.isEmpty else { return false }
-        for c in bytes where !inSet(c, set) { return false }
-        return true
+        // The set's word by bit 6 (a conditional move), its bit by the low six, misses
+        // OR-ed together. The exit on a byte of 128 or more also keeps LLVM from
+        // vectorizing the loop, which it did four bytes a step at 15 instructions a byte.
+        var missing: UInt64 = 0
+        for c in bytes {
+            guard c < 0x80 else { return false }
+            let word = c & 0x40 == 0 ? set.0 : set.1
+            missing |= ~(word >> UInt64(c & 63)) & 1
+        }
+        return missing == 0
     }
 
     /// Names starting `starling.` belong to the broker (gap notices and the like).
@@ -32,9 +40,4 @@ public enum Names {
     /// (`@` 0x40, `A`–`Z`, `_` 0x5F, `a`–`z`).
     static var eventNameBytes: (UInt64, UInt64) { (0x07FF_6000_0000_0000, 0x07FF_FFFE_87FF_FFFE) }
     static var channelBytes: (UInt64, UInt64) { (0x07FF_6000_0000_0000, 0x07FF_FFFE_87FF_FFFF) }
-
-    @inline(__always) static func inSet(_ c: UInt8, _ set: (UInt64, UInt64)) -> Bool {
-        let word = c < 64 ? set.0 : c < 128 ? set.1 : 0
-        return (word >> UInt64(c & 63)) & 1 == 1
-    }
 }
