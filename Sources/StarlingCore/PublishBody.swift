@@ -86,6 +86,15 @@ public enum PublishBody {
         return [d]
     }
 
+    /// The fast lane's reading of a `text/plain` body with no query: `parsePlainText`'s
+    /// event, or nil (then `parsePlainText` reads it, and gives any error).
+    public static func quickPlainText(_ body: UnsafeRawBufferPointer, limits: PublishLimits) -> [EventDraft]? {
+        guard let text = UTF8Text.string(body.bindMemory(to: UInt8.self)) else { return nil }
+        let d = EventDraft(data: .text(text))
+        guard (try? check(d, limits: limits, place: "event")) != nil else { return nil }
+        return [d]
+    }
+
     /// Parses one NDJSON line (1-based `line` for the error message); nil for a blank line.
     public static func parseLine(_ bytes: ArraySlice<UInt8>, line: Int, limits: PublishLimits,
                                  channelKey: Bool) throws -> EventDraft? {

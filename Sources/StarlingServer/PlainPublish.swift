@@ -1,4 +1,4 @@
-// The publish fast lane: `POST /v1/channels/{ch}/events` with one JSON event, the request
+// The publish fast lane: `POST /v1/channels/{ch}/events` with one JSON or text event, the request
 // AI workers send for every token, taken from the connection's read buffer with no Request
 // made (HTTPHandler.takePlain). Why a lane of its own: on the many-channels shape the
 // general path (a Request with its head copied and its headers spanned, routing, header
@@ -7,8 +7,9 @@
 //
 // It takes only what it reads exactly as the general path would: open auth, no access log,
 // a path with no query (escapes decoded as Route decodes them), only the headers a plain
-// client sends (PlainRequestBytes.onlyCommonHeaders) with `Content-Type: application/json`,
-// and a body QuickEvent reads within the limits. Anything else (a token, CORS,
+// client sends (PlainRequestBytes.onlyCommonHeaders), and a body read within the limits:
+// `application/json` of the shape QuickEvent reads, or `text/plain` (one event, its data
+// the text, as `?event=`-less text publishes are). Anything else (a token, CORS,
 // `Starling-Lease`, `Expect`, NDJSON, a bad body) returns false untouched and the general
 // path reads it, errors included. Storing and answering are the general path's.
 import StarlingCore
@@ -17,8 +18,7 @@ import StarlingHTTP
 extension Broker {
     public func takePlain(_ r: PlainRequestBytes, on connection: Connection) -> Bool {
         guard r.isPost, auth.isOpen, config.accessLog == nil, let channel = Self.plainPublishChannel(r.url),
-              Self.hasPlainJSONHeaders(r), let drafts = PublishBody.quickJSON(r.body, limits: publishLimits)
-        else { return false }
+              let drafts = Self.plainDrafts(r, limits: publishLimits) else { return false }
         let receivedNs = MonotonicClock.nowNs()
         let seq = connection.acceptPlain()
         let now = store.appendNow(drafts, to: channel) { result in
@@ -53,9 +53,14 @@ extension Broker {
         return channel
     }
 
-    /// Whether the headers are only those a plain client sends, with a JSON body.
-    static func hasPlainJSONHeaders(_ r: PlainRequestBytes) -> Bool {
-        guard r.onlyCommonHeaders, let type = r.contentType else { return false }
-        return PublishBody.MediaType(contentType: type.bindMemory(to: UInt8.self)) == .json
+    /// The event of a request with only the headers a plain client sends and a JSON or
+    /// text body the quick readers take, or nil.
+    static func plainDrafts(_ r: PlainRequestBytes, limits: PublishLimits) -> [EventDraft]? {
+        guard r.onlyCommonHeaders, let type = r.contentType else { return nil }
+        switch PublishBody.MediaType(contentType: type.bindMemory(to: UInt8.self)) {
+        case .json: return PublishBody.quickJSON(r.body, limits: limits)
+        case .plainText: return PublishBody.quickPlainText(r.body, limits: limits)
+        default: return nil
+        }
     }
 }

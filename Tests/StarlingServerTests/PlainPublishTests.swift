@@ -10,8 +10,12 @@ final class PlainPublishTests: XCTestCase {
         StarlingHTTPClient.format("POST", path, headers: [("Content-Type", "application/json")] + extra, body: Array(json.utf8))
     }
 
-    /// Fast-lane publishes and requests the lane leaves alone (another header, a lease, a
-    /// GET, a body it does not read, a bad body), all in one write: every answer in request
+    private func text(_ path: String, _ body: [UInt8]) -> [UInt8] {
+        StarlingHTTPClient.format("POST", path, headers: [("Content-Type", "text/plain")], body: body)
+    }
+
+    /// Fast-lane publishes (JSON and text) and requests the lane leaves alone (another
+    /// header, a lease, a GET, a query, a body it does not read, bad bodies), all in one write: every answer in request
     /// order, the stored events exactly those answered 200, with their names.
     func testFastLaneAndGeneralRequestsInOneWriteAreAnsweredInOrder() throws {
         try onEachEngine { broker, engine in
@@ -27,14 +31,18 @@ final class PlainPublishTests: XCTestCase {
             bytes += post(path, "{\"data\":\"f\"}", extra: [("Starling-Lease", "30")])     // general: a lease
             bytes += post(path, "{ \"data\" : \"g\" }")                                    // lane declines: spaces
             bytes += post(path, "{\"data\":\"h\"}")                                        // lane
+            bytes += text(path, Array("plain i".utf8))                                    // lane: text
+            bytes += text(path, [0x61, 0xFF])                                             // lane declines: bad UTF-8
+            bytes += text(path + "?event=note", Array("j".utf8))                          // general: a query
             try c.send(bytes)
-            let expected = [200, 200, 200, 400, 200, 200, 200, 200]
+            let expected = [200, 200, 200, 400, 200, 200, 200, 200, 200, 400, 200]
             var ids: [EventID] = []
             for (k, status) in expected.enumerated() {
                 let r = try HTTPResponse.read(from: c)
                 XCTAssertEqual(r.status, status, "[\(engine)] answer #\(k + 1): \(r.text)")
                 if k == 2 { XCTAssertEqual(r.text, "{\"status\":\"ok\"}", "[\(engine)] the GET's answer in its place") }
                 if k == 3 { XCTAssertEqual(errorCode(r), "bad_json", "[\(engine)]") }
+                if k == 9 { XCTAssertEqual(errorCode(r), "bad_utf8", "[\(engine)]") }
                 if status == 200, k != 2 {
                     let v = try JSONParser.parse(r.body)
                     XCTAssertEqual(v["count"], .number("1"), "[\(engine)] #\(k + 1)")
@@ -45,9 +53,10 @@ final class PlainPublishTests: XCTestCase {
                 }
             }
             let s = try broker.client.subscribe(ch, lastEventID: "earliest")
-            let got = try s.next(6)
-            XCTAssertEqual(got.map(\.data), ["a", "b", "{\"n\":5}", "f", "g", "h"], "[\(engine)]")
-            XCTAssertEqual(got.map(\.event), ["message", "message", "tok", "message", "message", "message"], "[\(engine)]")
+            let got = try s.next(8)
+            XCTAssertEqual(got.map(\.data), ["a", "b", "{\"n\":5}", "f", "g", "h", "plain i", "j"], "[\(engine)]")
+            XCTAssertEqual(got.map(\.event), ["message", "message", "tok", "message", "message", "message", "message", "note"],
+                           "[\(engine)]")
             XCTAssertEqual(got.map(\.id), ids.map { "\($0)" }, "[\(engine)] each answer names its event")
         }
     }
