@@ -37,6 +37,8 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     /// The event last asked about in `isMergeable`, and the answer: a fan-out asks once
     /// per subscriber, the set is looked up once per event.
     private var mergeChecked: (event: StoredEvent, mergeable: Bool)?
+    /// The fast lane's channel names, made once each (ChannelNames.swift).
+    var laneChannelNames = ChannelNames()
 
     public init(loop: EventLoop, store: EventStore, config: BrokerConfig, auth: Authorizer, logger: Logger) {
         self.loop = loop

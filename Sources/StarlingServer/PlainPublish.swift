@@ -1,23 +1,25 @@
-// The publish fast lane: `POST /v1/channels/{ch}/events` with one JSON or text event, the request
-// AI workers send for every token, taken from the connection's read buffer with no Request
-// made (HTTPHandler.takePlain). Why a lane of its own: on the many-channels shape the
-// general path (a Request with its head copied and its headers spanned, routing, header
-// lookups by name, the handler's dispatch) was a third of the user-space instructions of a
-// publish (callgrind, ops/bench/hotpath.sh), and the floor (SPEC §9) does none of it.
+// The publish fast lane: `POST /v1/channels/{ch}/events` with one JSON or text event, the
+// request AI workers send for every token, taken from the connection's read buffer with no
+// Request made (HTTPHandler.takePlain). Why a lane of its own: on the many-channels shape
+// the general path (a Request with its head copied and its headers spanned, routing,
+// header lookups by name, the handler's dispatch) was a third of the user-space
+// instructions of a publish (callgrind, ops/bench/hotpath.sh), and the floor (SPEC §9)
+// does none of it.
 //
 // It takes only what it reads exactly as the general path would: open auth, no access log,
-// a path with no query (escapes decoded as Route decodes them), only the headers a plain
-// client sends (PlainRequestBytes.onlyCommonHeaders), and a body read within the limits:
+// a path with no query and no escape, only the headers a plain client sends
+// (PlainRequestBytes.onlyCommonHeaders), and a body read within the limits:
 // `application/json` of the shape QuickEvent reads, or `text/plain` (one event, its data
 // the text, as `?event=`-less text publishes are). Anything else (a token, CORS,
-// `Starling-Lease`, `Expect`, NDJSON, a bad body) returns false untouched and the general
-// path reads it, errors included. Storing and answering are the general path's.
+// `Starling-Lease`, `Expect`, NDJSON, a bad body, a percent-escaped or invalid name)
+// returns false untouched and the general path reads it, errors included. Storing and
+// answering are the general path's; the channel's String is made once (ChannelNames).
 import StarlingCore
 import StarlingHTTP
 
 extension Broker {
     public func takePlain(_ r: PlainRequestBytes, on connection: Connection) -> Bool {
-        guard r.isPost, auth.isOpen, config.accessLog == nil, let channel = Self.plainPublishChannel(r.url),
+        guard r.isPost, auth.isOpen, config.accessLog == nil, let channel = plainPublishChannel(r.url),
               let drafts = Self.plainDrafts(r, limits: publishLimits) else { return false }
         let receivedNs = MonotonicClock.nowNs()
         let seq = connection.acceptPlain()
@@ -46,11 +48,13 @@ extension Broker {
         }
     }
 
-    /// The channel of `/v1/channels/{ch}/events` (no query), or nil.
-    static func plainPublishChannel(_ url: UnsafeRawBufferPointer) -> String? {
+    /// The channel of `/v1/channels/{ch}/events` (no query, no escape, a valid name), or
+    /// nil (the general path routes it, and gives any error).
+    func plainPublishChannel(_ url: UnsafeRawBufferPointer) -> String? {
         let u = url.bindMemory(to: UInt8.self)
-        guard !u.contains(0x3F), case .channelEvents(let channel)? = try? Route.match(u) else { return nil }
-        return channel
+        guard !u.contains(0x3F), let (kind, raw) = Route.channelPath(u), kind == .events,
+              !raw.contains(0x25), Names.isValidChannel(raw) else { return nil }
+        return laneChannelNames.name(raw)
     }
 
     /// The event of a request with only the headers a plain client sends and a JSON or

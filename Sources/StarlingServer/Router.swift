@@ -44,26 +44,37 @@ enum Route {
         throw HTTPError(404, "not_found", "no route for \(String(decoding: u, as: UTF8.self))")
     }
 
-    /// A route under `/v1/channels/`, nil for any other path.
-    private static func channelRoute(_ u: UnsafeBufferPointer<UInt8>) throws -> Route? {
+    enum ChannelPath { case info, events, cancel }
+
+    /// A path under `/v1/channels/`: which one, and the channel's bytes as sent (nil for
+    /// any other path, or one with a "/" inside the name).
+    static func channelPath(_ u: UnsafeBufferPointer<UInt8>) -> (ChannelPath, raw: UnsafeBufferPointer<UInt8>)? {
         func has(_ word: StaticString, at k: Int) -> Bool {
             k >= 0 && k + word.utf8CodeUnitCount <= u.count && memcmp(u.baseAddress! + k, word.utf8Start, word.utf8CodeUnitCount) == 0
         }
         let prefix = 13  // "/v1/channels/"
         guard has("/v1/channels/", at: 0) else { return nil }
         var end = u.count
-        var events = false, cancel = false
+        var kind = ChannelPath.info
         if end - prefix > 7, has("/events", at: end - 7) {
             end -= 7
-            events = true
+            kind = .events
         } else if end - prefix > 7, has("/cancel", at: end - 7) {
             end -= 7
-            cancel = true
+            kind = .cancel
         }
         let raw = UnsafeBufferPointer(rebasing: u[prefix..<end])
-        guard !raw.isEmpty, !raw.contains(0x2F) else {
+        guard !raw.isEmpty, !raw.contains(0x2F) else { return nil }
+        return (kind, raw)
+    }
+
+    /// A route under `/v1/channels/`, nil for any other path.
+    private static func channelRoute(_ u: UnsafeBufferPointer<UInt8>) throws -> Route? {
+        guard u.count >= 13, memcmp(u.baseAddress!, "/v1/channels/", 13) == 0 else { return nil }
+        guard let (kind, raw) = channelPath(u) else {
             throw HTTPError(404, "not_found", "no route for \(String(decoding: u, as: UTF8.self))")
         }
+        let events = kind == .events, cancel = kind == .cancel
         let channel: String
         if raw.contains(0x25) {
             channel = Request.percentDecode(Substring(String(decoding: raw, as: UTF8.self)))

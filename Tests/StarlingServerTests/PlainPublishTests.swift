@@ -61,6 +61,30 @@ final class PlainPublishTests: XCTestCase {
         }
     }
 
+    /// The lane makes each channel's name once (ChannelNames): names that share their
+    /// length and first and last eight bytes share a slot there, and must still each get
+    /// their own events, alternately published, in one write and one at a time.
+    func testChannelsWhoseNamesShareASlotKeepTheirOwnEvents() throws {
+        try onEachEngine { broker, engine in
+            let tag = uniqueChannel().suffix(8)
+            let names = (0..<3).map { "aaaaaaaa-\(tag)-\($0)-bbbbbbbb" }
+            let c = try BlockingConnection(port: broker.port)
+            var bytes: [UInt8] = []
+            for round in 0..<4 {
+                for (k, name) in names.enumerated() { bytes += post("/v1/channels/\(name)/events", "{\"data\":\"\(k)-\(round)\"}") }
+            }
+            try c.send(bytes)
+            for _ in 0..<12 { XCTAssertEqual(try HTTPResponse.read(from: c).status, 200, "[\(engine)]") }
+            for (k, name) in names.enumerated() {
+                XCTAssertEqual(try broker.raw(post("/v1/channels/\(name)/events", "{\"data\":\"\(k)-4\"}")).status, 200)
+            }
+            for (k, name) in names.enumerated() {
+                let s = try broker.client.subscribe(name, lastEventID: "earliest")
+                XCTAssertEqual(try s.next(5).map(\.data), (0...4).map { "\(k)-\($0)" }, "[\(engine)] \(name)")
+            }
+        }
+    }
+
     /// The lane's answer is the general path's, header for header; a failure too (a
     /// publish after the final event), and both count in /metrics.
     func testFastLaneAnswersAndCountsAsTheGeneralPathDoes() throws {
