@@ -15,9 +15,7 @@ final class Subscription: StreamDelegate {
     // refcount round trip on each of the millions of accesses in the fan-out loop.
     unowned(unsafe) let broker: Broker
     let connection: Connection
-    // What a live delivery reads (broker, connection, these two) is on the first cache line.
     let multiplexed: Bool
-    var bytesQueued = 0
     private(set) var legs: [ChannelLeg] = []
     let grant: Grant
     /// `?merge=1`: history is replayed with token runs merged.
@@ -40,19 +38,26 @@ final class Subscription: StreamDelegate {
 
     var channels: [String] { legs.map(\.channel) }
 
-    /// Queues one event of `leg`; false once this subscription has ended.
-    func emit(_ event: StoredEvent, from leg: ChannelLeg) -> Bool {
+    /// Bytes queued for this client (its legs count them), for the access log.
+    var bytesQueued: Int { legs.reduce(0) { $0 + $1.bytesQueued } }
+
+    /// Queues one event of `leg` on a multiplexed stream: the subscriber's cursor line, then
+    /// the event's shared envelope (a single-channel leg queues its own: ChannelLeg.emit).
+    /// False once this subscription has ended.
+    func emitMultiplexed(_ event: StoredEvent, from leg: ChannelLeg) -> Bool {
+        precondition(multiplexed, "a single-channel leg queues its events itself")
         let token = broker.isMergeable(event)
-        var result: OutboundQueue.PushResult
-        if multiplexed {
-            let cursor = MultiplexCursor.encode(channels: channels, positions: legs.map(\.lastID))
-            let first = connection.send(SharedBytes(Array("id: \(cursor)\n".utf8)), token: token ? .cursor : nil)
-            result = connection.send(event.envelope, conflate: nil, token: token ? .envelope(event) : nil)
-            if case .relieved(let merged, let dropped) = first { count(merged: merged, dropped: dropped) }
-        } else {
-            result = connection.send(event.sse, conflate: event.conflate, token: token ? .event(event) : nil)
-        }
-        bytesQueued &+= event.sse.count
+        let cursor = MultiplexCursor.encode(channels: channels, positions: legs.map(\.lastID))
+        let first = connection.send(SharedBytes(Array("id: \(cursor)\n".utf8)), token: token ? .cursor : nil)
+        let result = connection.send(event.envelope, conflate: nil, token: token ? .envelope(event) : nil)
+        if case .relieved(let merged, let dropped) = first { count(merged: merged, dropped: dropped) }
+        leg.bytesQueued &+= event.sse.count
+        return settle(result)
+    }
+
+    /// What a push onto the queue means for this stream: merges and drops are counted, an
+    /// overflow cuts the slow consumer off. False once the subscription has ended.
+    func settle(_ result: OutboundQueue.PushResult) -> Bool {
         switch result {
         case .queued: break
         case .relieved(let merged, let dropped): count(merged: merged, dropped: dropped)
@@ -120,13 +125,22 @@ final class ChannelLegs {
 final class ChannelLeg {
     enum Phase { case replaying, live, done }
 
-    // What a live delivery reads comes first, on the object's first cache line.
-    unowned(unsafe) let subscription: Subscription  // it owns this leg
+    // What a live delivery reads comes first, on the object's first cache line: with the
+    // subscription's connection and broker kept here too, a delivery to a single-channel
+    // stream touches this line and the connection's, not the subscription's (one cold line
+    // less per delivery). The subscription owns this leg and its connection (through the
+    // connection's stream delegate) and removes the leg from the broker before either goes.
+    unowned(unsafe) let connection: Connection
+    unowned(unsafe) let broker: Broker
+    /// The newest event ID queued to this client (or where a live start stood).
+    var lastID: EventID?
     var phase = Phase.replaying {
         didSet { if oldValue == .replaying, phase != .replaying { subscription.replayingLegs -= 1 } }
     }
-    /// The newest event ID queued to this client (or where a live start stood).
-    var lastID: EventID?
+    let multiplexed: Bool
+    /// Bytes queued by this leg (the access log's sum).
+    var bytesQueued = 0
+    unowned(unsafe) let subscription: Subscription  // it owns this leg
     let channel: String
     /// Position in the broker's list of this channel's legs.
     var index = -1
@@ -148,6 +162,9 @@ final class ChannelLeg {
 
     init(subscription: Subscription, channel: String, resume: ResumePoint) {
         self.subscription = subscription
+        connection = subscription.connection
+        broker = subscription.broker
+        multiplexed = subscription.multiplexed
         self.channel = channel
         self.resume = resume
         if case .after(let id) = resume { lastID = id }
@@ -160,8 +177,6 @@ final class ChannelLeg {
     /// The newest event taken from history: queued, or held in the merge run.
     private var readPosition: EventID? { run?.last?.id ?? lastID }
 
-    private var broker: Broker { subscription.broker }
-    private var connection: Connection { subscription.connection }
 
     /// The first page: gap notice, live start position, then the events.
     func start(with page: ReadResult) {
@@ -270,7 +285,7 @@ final class ChannelLeg {
     private func send(_ event: StoredEvent) -> Bool {
         if let last = lastID, event.id <= last { return true }
         lastID = event.id
-        guard subscription.emit(event, from: self) else { return false }
+        guard multiplexed ? subscription.emitMultiplexed(event, from: self) : emit(event) else { return false }
         if event.final {
             phase = .done
             finished = true
@@ -278,6 +293,16 @@ final class ChannelLeg {
             return false
         }
         return true
+    }
+
+    /// Queues one event of a single-channel stream, its shared encoding as is; false once
+    /// the subscription has ended.
+    private func emit(_ event: StoredEvent) -> Bool {
+        let token = broker.isMergeable(event)
+        let result = connection.send(event.sse, conflate: event.conflate, token: token ? .event(event) : nil)
+        bytesQueued &+= event.sse.count
+        if case .queued = result { return connection.isOpen }
+        return subscription.settle(result)
     }
 
     func stop() {
