@@ -16,7 +16,6 @@
 
 struct PlainRequest {
     let method: String
-    let isPost: Bool
     let url: Range<Int>
     /// The header lines: from the first one's name to the blank line's CR (each line with
     /// its CRLF; empty when there is no header).
@@ -43,11 +42,10 @@ struct PlainRequest {
         let n = b.count
         var i = start
         let method: String
-        let isPost: Bool
         if n - i >= 5, b[i] == 0x50, b[i + 1] == 0x4F, b[i + 2] == 0x53, b[i + 3] == 0x54, b[i + 4] == 0x20 {
-            method = "POST"; isPost = true; i += 5
+            method = "POST"; i += 5
         } else if n - i >= 4, b[i] == 0x47, b[i + 1] == 0x45, b[i + 2] == 0x54, b[i + 3] == 0x20 {
-            method = "GET"; isPost = false; i += 4
+            method = "GET"; i += 4
         } else {
             return nil
         }
@@ -105,15 +103,30 @@ struct PlainRequest {
         let bodyStart = i + 2
         let contentLength = max(length, 0)
         guard contentLength <= limits.maxBodyBytes, n - bodyStart >= contentLength else { return nil }
-        return PlainRequest(method: method, isPost: isPost, url: urlStart..<urlEnd, headers: headersStart..<headersEnd,
+        return PlainRequest(method: method, url: urlStart..<urlEnd, headers: headersStart..<headersEnd,
                             contentLength: contentLength, body: bodyStart..<bodyStart + contentLength,
                             onlyCommonHeaders: common, contentType: contentType)
     }
 
+    /// Calls `each` with every header's name and value (the lines `scan` checked).
+    func forEachHeader(in b: UnsafeRawBufferPointer, _ each: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) {
+        var i = headers.lowerBound
+        while i < headers.upperBound {
+            let nameStart = i
+            while b[i] != 0x3A { i += 1 }
+            let nameEnd = i
+            i += 1
+            while b[i] == 0x20 || b[i] == 0x09 { i += 1 }
+            let valueStart = i
+            while b[i] != 0x0D { i += 1 }
+            each(UnsafeRawBufferPointer(rebasing: b[nameStart..<nameEnd]), UnsafeRawBufferPointer(rebasing: b[valueStart..<i]))
+            i += 2
+        }
+    }
+
     /// The request as the handler's fast lane sees it (`HTTPHandler.takePlain`).
     func bytes(in b: UnsafeRawBufferPointer) -> PlainRequestBytes {
-        PlainRequestBytes(isPost: isPost, url: UnsafeRawBufferPointer(rebasing: b[url]),
-                          headerLines: UnsafeRawBufferPointer(rebasing: b[headers]),
+        PlainRequestBytes(isPost: method == "POST", url: UnsafeRawBufferPointer(rebasing: b[url]),
                           body: UnsafeRawBufferPointer(rebasing: b[body]), onlyCommonHeaders: onlyCommonHeaders,
                           contentType: contentType.map { UnsafeRawBufferPointer(rebasing: b[$0]) })
     }
@@ -179,36 +192,14 @@ struct PlainRequest {
 }
 
 /// A plain request's bytes, valid during `HTTPHandler.takePlain` only: a POST or a GET, the
-/// target as sent (query included), the header lines `PlainRequest.scan` checked, the body.
+/// target as sent (query included), what `PlainRequest.scan` noted of the headers, the body.
 public struct PlainRequestBytes {
     public let isPost: Bool
     public let url: UnsafeRawBufferPointer
-    /// From the first name to the last line's CRLF (each line `name:[blanks]value\r\n`).
-    let headerLines: UnsafeRawBufferPointer
     public let body: UnsafeRawBufferPointer
     /// Whether every header is one a plain client sends: Host, User-Agent, Accept,
     /// Accept-Encoding, Content-Type and Content-Length, Content-Type at most once.
     public let onlyCommonHeaders: Bool
     /// The Content-Type value (the first), if any.
     public let contentType: UnsafeRawBufferPointer?
-
-    /// Calls `each` with every header's name (as sent: any case) and value, in order, until
-    /// it returns false; returns whether every call returned true.
-    public func allHeaders(_ each: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Bool) -> Bool {
-        let b = headerLines
-        var i = 0
-        while i < b.count {
-            let nameStart = i
-            while b[i] != 0x3A { i += 1 }
-            let nameEnd = i
-            i += 1
-            while b[i] == 0x20 || b[i] == 0x09 { i += 1 }
-            let valueStart = i
-            while b[i] != 0x0D { i += 1 }
-            guard each(UnsafeRawBufferPointer(rebasing: b[nameStart..<nameEnd]),
-                       UnsafeRawBufferPointer(rebasing: b[valueStart..<i])) else { return false }
-            i += 2
-        }
-        return true
-    }
 }

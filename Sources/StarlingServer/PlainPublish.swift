@@ -52,8 +52,9 @@ extension Broker {
     /// nil (the general path routes it, and gives any error).
     func plainPublishChannel(_ url: UnsafeRawBufferPointer) -> String? {
         let u = url.bindMemory(to: UInt8.self)
+        // Names.isValidChannel refuses an empty name and one holding "/" or "%".
         guard !u.contains(0x3F), let (kind, raw) = Route.channelPath(u), kind == .events,
-              !raw.contains(0x25), Names.isValidChannel(raw) else { return nil }
+              Names.isValidChannel(raw) else { return nil }
         return laneChannelNames.name(raw)
     }
 

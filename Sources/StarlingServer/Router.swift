@@ -47,7 +47,7 @@ enum Route {
     enum ChannelPath { case info, events, cancel }
 
     /// A path under `/v1/channels/`: which one, and the channel's bytes as sent (nil for
-    /// any other path, or one with a "/" inside the name).
+    /// any other path). The bytes may be empty or hold a "/": no route, for the caller to say.
     static func channelPath(_ u: UnsafeBufferPointer<UInt8>) -> (ChannelPath, raw: UnsafeBufferPointer<UInt8>)? {
         func has(_ word: StaticString, at k: Int) -> Bool {
             k >= 0 && k + word.utf8CodeUnitCount <= u.count && memcmp(u.baseAddress! + k, word.utf8Start, word.utf8CodeUnitCount) == 0
@@ -63,18 +63,15 @@ enum Route {
             end -= 7
             kind = .cancel
         }
-        let raw = UnsafeBufferPointer(rebasing: u[prefix..<end])
-        guard !raw.isEmpty, !raw.contains(0x2F) else { return nil }
-        return (kind, raw)
+        return (kind, UnsafeBufferPointer(rebasing: u[prefix..<end]))
     }
 
     /// A route under `/v1/channels/`, nil for any other path.
     private static func channelRoute(_ u: UnsafeBufferPointer<UInt8>) throws -> Route? {
-        guard u.count >= 13, memcmp(u.baseAddress!, "/v1/channels/", 13) == 0 else { return nil }
-        guard let (kind, raw) = channelPath(u) else {
+        guard let (kind, raw) = channelPath(u) else { return nil }
+        guard !raw.isEmpty, !raw.contains(0x2F) else {
             throw HTTPError(404, "not_found", "no route for \(String(decoding: u, as: UTF8.self))")
         }
-        let events = kind == .events, cancel = kind == .cancel
         let channel: String
         if raw.contains(0x25) {
             channel = Request.percentDecode(Substring(String(decoding: raw, as: UTF8.self)))
@@ -83,7 +80,11 @@ enum Route {
             guard Names.isValidChannel(raw) else { throw badChannel }
             channel = String(decoding: raw, as: UTF8.self)
         }
-        return events ? .channelEvents(channel) : cancel ? .channelCancel(channel) : .channelInfo(channel)
+        switch kind {
+        case .events: return .channelEvents(channel)
+        case .cancel: return .channelCancel(channel)
+        case .info: return .channelInfo(channel)
+        }
     }
 
     private static var badChannel: HTTPError {

@@ -77,7 +77,7 @@ final class PlainRequestTests: XCTestCase {
         bytes.withUnsafeBytes { b in
             guard let r = PlainRequest.scan(b, from: 0, limits: limits ?? self.limits) else { return nil }
             var headers: [([UInt8], [UInt8])] = []
-            _ = r.bytes(in: b).allHeaders { headers.append((Array($0), Array($1))); return true }
+            r.forEachHeader(in: b) { headers.append((Array($0), Array($1))) }
             return (r, headers)
         }
     }
