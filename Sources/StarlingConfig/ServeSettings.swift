@@ -35,6 +35,8 @@ public struct ServeSettings: Sendable {
     /// `redis_wait`: replicas a publish waits for (0: none); `redis_wait_timeout`: how long.
     public var redisWait: Int = 0
     public var redisWaitTimeoutSeconds: Double = 1
+    /// `redis_pace`: least seconds between two publish calls to one Redis; 0: none.
+    public var redisPaceSeconds: Double = 0
     /// `jwt_secret` values, then the content of each `jwt_secret_file`.
     public var jwtSecrets: [String]
     /// PEM text of each `jwt_public_key` file, in order.
@@ -130,6 +132,12 @@ public struct ServeSettings: Sendable {
         redisWaitTimeoutSeconds = try r.seconds(.redisWaitTimeout, min: 0.001)
         if redisWait > 0, redisURL == nil, redisClusterURLs.isEmpty {
             throw r.error(.redisWait, "needs redis or redis_cluster (the memory engine has no replicas)")
+        }
+        redisPaceSeconds = try r.seconds(.redisPace, min: 0)
+        guard redisPaceSeconds <= 0.1 else { throw r.error(.redisPace, "\(redisPaceSeconds) s is above the most allowed, 100ms") }
+        if redisPaceSeconds > 0, redisURL == nil {
+            throw r.error(.redisPace, redisClusterURLs.isEmpty ? "needs redis (the memory engine calls no Redis)"
+                : "needs redis, not redis_cluster (a cluster's publishes are not batched: the keys of one call must share a slot)")
         }
         let inlinePassword = try r.optionalText(.redisPassword, secret: true)
         let passwordFile = try r.optionalText(.redisPasswordFile)

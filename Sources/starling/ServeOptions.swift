@@ -28,6 +28,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: help(.redisCluster)) var redisCluster: [String] = []
     @Option(help: help(.redisWait)) var redisWait: String?
     @Option(help: help(.redisWaitTimeout)) var redisWaitTimeout: String?
+    @Option(help: help(.redisPace)) var redisPace: String?
     @Option(help: help(.jwtSecret)) var jwtSecret: [String] = []
     @Option(help: help(.jwtSecretFile)) var jwtSecretFile: [String] = []
     @Option(help: help(.jwtPublicKey)) var jwtPublicKey: [String] = []
@@ -76,6 +77,7 @@ struct ServeOptions: ParsableArguments {
         put(.redisCluster, redisCluster)
         put(.redisWait, redisWait)
         put(.redisWaitTimeout, redisWaitTimeout)
+        put(.redisPace, redisPace)
         put(.jwtSecret, jwtSecret)
         put(.jwtSecretFile, jwtSecretFile)
         put(.jwtPublicKey, jwtPublicKey)

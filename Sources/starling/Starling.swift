@@ -49,6 +49,7 @@ struct Serve: ParsableCommand {
             let redisStores = group.loops.map {
                 RedisStore(loop: $0, redis: topology, waitReplicas: settings.redisWait,
                            waitTimeoutMs: Int((settings.redisWaitTimeoutSeconds * 1000).rounded(.up)),
+                           paceNs: UInt64((settings.redisPaceSeconds * 1e9).rounded()),
                            retainEvents: settings.retainEvents, retainSeconds: settings.retainSeconds, logger: logger)
             }
             for r in redisStores { r.start() }
