@@ -16,13 +16,13 @@
 #          (also starling-redis-cluster and starling-redis-cluster-wait: the broker on a
 #          local 3-master + 3-replica Redis Cluster, ops/redis/cluster/cluster.sh, the
 #          second with --redis-wait 1; every redis-server's CPU counts as the server's)
-#          (also starling-paced and starling-redis-paced: the broker with --turn-pace, as
-#          --pace gives it, default 1ms; docs/operations.md)
+#          (also starling-paced: the broker with --turn-pace, and starling-redis-paced: the
+#          Redis engine with --redis-pace, each as --pace gives it, default 1ms; docs/operations.md)
 #          --scenarios "broadcast-1k broadcast-10k channels channels-flat idle replay slow-base slow"
 #          (also channels-light: the channels shape at 2,000 publishes/s, where nothing
 #          saturates, for publish round trips, e.g. with and without --redis-wait)
 #          --threads N (starling --threads N; Nchan worker_processes N; default 1)
-#          --pace T (the --turn-pace of starling-paced and starling-redis-paced; default 1ms)
+#          --pace T (the --turn-pace of starling-paced, the --redis-pace of starling-redis-paced; default 1ms)
 #          (replay: 10 subscribers read 100,000 events, 20,000 with --quick: server CPU
 #          time comes in 10 ms ticks, and 200,000 events were only 9 of them on the memory
 #          engine, so its figures came in steps of ~10 %)
@@ -220,7 +220,7 @@ start_server() {
     starling) start_starling ;;
     starling-redis) start_redis && start_starling --redis "redis://127.0.0.1:$REDIS_PORT/0" ;;
     starling-paced) start_starling --turn-pace "$PACE" ;;
-    starling-redis-paced) start_redis && start_starling --redis "redis://127.0.0.1:$REDIS_PORT/0" --turn-pace "$PACE" ;;
+    starling-redis-paced) start_redis && start_starling --redis "redis://127.0.0.1:$REDIS_PORT/0" --redis-pace "$PACE" ;;
     starling-redis-cluster) start_redis_cluster && start_starling --redis-cluster "$CLUSTER_SEEDS" ;;
     starling-redis-cluster-wait) start_redis_cluster && start_starling --redis-cluster "$CLUSTER_SEEDS" --redis-wait 1 ;;
     nchan) start_nchan ;;
@@ -269,6 +269,10 @@ target_args() {
 if [[ " $SERVERS " == *"-paced "* ]] && ! "$BIN/starling" serve --help 2>&1 | grep -- '--turn-pace' >/dev/null; then
   say "this starling has no --turn-pace yet: skipping starling-paced and starling-redis-paced"
   SERVERS=$(tr ' ' '\n' <<<"$SERVERS" | grep -v -- '-paced$' | paste -sd' ' -)
+fi
+if [[ " $SERVERS " == *" starling-redis-paced "* ]] && ! "$BIN/starling" serve --help 2>&1 | grep -- '--redis-pace' >/dev/null; then
+  say "this starling has no --redis-pace yet: skipping starling-redis-paced"
+  SERVERS=$(tr ' ' '\n' <<<"$SERVERS" | grep -vx -- 'starling-redis-paced' | paste -sd' ' -)
 fi
 
 if [[ " $SERVERS " == *" starling-redis "* ]] && ! has_redis_engine; then

@@ -128,8 +128,9 @@ def main(folder):
             nchan_peer = nchan_redis if redis_engine and nchan_redis else nchan
             if server.startswith("nchan"):
                 nchan_peer = None
-            # A paced Redis engine against the paced memory engine when that ran.
-            same = eff.get("starling-paced") if server.endswith("-paced") and eff.get("starling-paced") else memory
+            # Against the memory engine as it runs by default: starling-redis-paced paces its
+            # calls to Redis (--redis-pace), which the memory engine does not make.
+            same = memory
             cells = [peer_ratio(mine, floor), peer_ratio(mine, nchan_peer),
                      peer_ratio(mine, same) if redis_engine else "–"]
             if redis_engine and nchan_peer:
