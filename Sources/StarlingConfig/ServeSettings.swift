@@ -35,7 +35,8 @@ public struct ServeSettings: Sendable {
     /// `redis_wait`: replicas a publish waits for (0: none); `redis_wait_timeout`: how long.
     public var redisWait: Int = 0
     public var redisWaitTimeoutSeconds: Double = 1
-    /// `redis_pace`: least seconds between two publish calls to one Redis; 0: none.
+    /// `redis_pace`: least seconds between two publish calls to one Redis; 0: none. Used
+    /// with `redis` only (the default is ignored by the memory engine and a cluster).
     public var redisPaceSeconds: Double = 0
     /// `jwt_secret` values, then the content of each `jwt_secret_file`.
     public var jwtSecrets: [String]
@@ -135,7 +136,8 @@ public struct ServeSettings: Sendable {
         }
         redisPaceSeconds = try r.seconds(.redisPace, min: 0)
         guard redisPaceSeconds <= 0.1 else { throw r.error(.redisPace, "\(redisPaceSeconds) s is above the most allowed, 100ms") }
-        if redisPaceSeconds > 0, redisURL == nil {
+        // The default pace applies where there is one Redis; given otherwise, it is a mistake.
+        if redisPaceSeconds > 0, redisURL == nil, r.source(.redisPace) != .defaultValue {
             throw r.error(.redisPace, redisClusterURLs.isEmpty ? "needs redis (the memory engine calls no Redis)"
                 : "needs redis, not redis_cluster (a cluster's publishes are not batched: the keys of one call must share a slot)")
         }

@@ -95,7 +95,7 @@ public enum SettingKey: String, CaseIterable, Sendable {
         case .accessLog: return "false"
         case .redisWait: return "0"
         case .redisWaitTimeout: return "1"
-        case .redisPace: return "0"
+        case .redisPace: return "1ms"
         default: return nil
         }
     }
@@ -139,7 +139,7 @@ public enum SettingKey: String, CaseIterable, Sendable {
         case .redisCluster: return "Store events in a Redis Cluster named by seed nodes: redis://h1:7000,redis://h2:7001 (repeatable; not with --redis)."
         case .redisWait: return "Answer a publish 200 only once this many replicas confirm it (Redis WAIT); 0: once the master has it."
         case .redisWaitTimeout: return "How long a publish waits for --redis-wait replicas before answering 503 (like 500ms, 2s)."
-        case .redisPace: return "Least time between two publish calls to one Redis (like 1ms; at most 100ms; 0: none): under load more publishes per call and much less CPU per event, for up to that much latency."
+        case .redisPace: return "Least time between two publish calls to one Redis (at most 100ms; 0: none): under load the publishes of that time leave in one call, much less CPU per event for up to that much latency; a client waiting on each answer is never held."
         case .jwtSecret: return "HS256 secret for JWTs (repeatable). Visible in /proc on the command line: prefer --jwt-secret-file."
         case .jwtSecretFile: return "File holding one HS256 secret (repeatable)."
         case .jwtPublicKey: return "RS256 or ES256 public key, PEM file (repeatable)."

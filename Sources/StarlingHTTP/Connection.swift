@@ -60,6 +60,10 @@ public final class Connection: WheelTimed {
     var lastReadMs: UInt64
     var scheduledMs: UInt64 = .max
     var servedRequests = 0
+    /// A request was handled while an earlier one was unanswered: the client pipelines.
+    private var pipelines = false
+    /// The loop's clock (ms) when the last answer was queued; 0: none yet.
+    private var lastAnswerMs: UInt64 = 0
     var heartbeat: SharedBytes?
     var heartbeatMs: UInt64 = 0
 
@@ -337,6 +341,7 @@ public final class Connection: WheelTimed {
     /// Request `seq` is complete and goes to the handler: the keep-alive idle timeout
     /// runs from now.
     private func noteHandled(_ seq: UInt64) {
+        if seq > answers.nextToSend { pipelines = true }
         servedRequests += 1
         handled = seq + 1
         let idleDue = loop.nowMs + limits.idleTimeoutMs
@@ -411,8 +416,16 @@ public final class Connection: WheelTimed {
         answerQueued(close: close)
     }
 
+    /// Whether the client sends each request only once the previous one is answered (never
+    /// two unanswered at once so far) and sent this one within `ms` of that answer: it waits
+    /// on us, and holding its request (`--redis-pace`) would hold the client too.
+    public func waitsOnAnswers(withinMs ms: UInt64) -> Bool {
+        !pipelines && lastAnswerMs > 0 && loop.nowMs &- lastAnswerMs <= ms
+    }
+
     /// An answer went into `answerBuffer`.
     private func answerQueued(close: Bool) {
+        lastAnswerMs = loop.nowMs
         if close {
             closeAfterFlush = true
             stopParsing = true  // nothing after this answer will be read or answered

@@ -39,6 +39,10 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     private var mergeChecked: (event: StoredEvent, mergeable: Bool)?
     /// The fast lane's channel names, made once each (ChannelNames.swift).
     var laneChannelNames = ChannelNames()
+    /// With a store that paces its calls (`--redis-pace`): a client that comes back within
+    /// this many ms of its previous answer, and never pipelines, waits on us (`expedite`). The
+    /// pace, at least 2 (the loop's clock counts whole milliseconds); 0: no pace.
+    let expediteWithinMs: UInt64
 
     public init(loop: EventLoop, store: EventStore, config: BrokerConfig, auth: Authorizer, logger: Logger) {
         self.loop = loop
@@ -48,6 +52,7 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
         self.auth = auth
         self.logger = logger
         self.cors = CORS(origins: config.corsOrigins)
+        expediteWithinMs = store.paceMs > 0 ? max(2, store.paceMs) : 0
         store.delegate = self
         http.onTick { [unowned self] now in self.tick(nowMs: now) }  // not weak: see Connection.handler
         // After the HTTP side's flush (registered first, in HTTPLoop.init): the events fanned
@@ -68,6 +73,13 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     }
 
     // MARK: requests
+
+    /// After a publish went to a pacing store: a client that waits on this answer alone is
+    /// not held for the pace (EventStore.expedite).
+    @inline(__always)
+    func expediteIfWaiting(_ connection: Connection) {
+        if expediteWithinMs > 0, connection.waitsOnAnswers(withinMs: expediteWithinMs) { store.expedite() }
+    }
 
     public func handle(_ request: Request, on connection: Connection) {
         do {

@@ -30,6 +30,7 @@ extension Broker {
         store.append(drafts, to: channel) { [self] result in
             answerPlain(seq, receivedNs, connection, counted(result, channel: channel, perChannel: false))
         }
+        expediteIfWaiting(connection)
         return true
     }
 

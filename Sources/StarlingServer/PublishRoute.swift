@@ -110,6 +110,7 @@ extension Broker {
         store.append(drafts, to: channel) { [self] result in
             answer(request, connection, counted(result, channel: channel, perChannel: false))
         }
+        expediteIfWaiting(connection)
     }
 
     /// A single-channel publish's answer. The common one (stored, no CORS headers due) is
@@ -159,6 +160,7 @@ extension Broker {
                 }
             }
         }
+        expediteIfWaiting(connection)
     }
 
     /// Stores one channel's batch and counts it (`perChannel`: for a per-channel answer).

@@ -104,6 +104,15 @@ public protocol EventStore: AnyObject {
     func appendNow(_ drafts: [EventDraft], to channel: String,
                    answer: (Result<AppendResult, BrokerError>) -> Void) -> Bool
 
+    /// How long an appended batch may wait to leave with others (`--redis-pace`), in whole
+    /// milliseconds rounded up; 0: it leaves at the loop turn's end.
+    var paceMs: UInt64 { get }
+
+    /// The batch just appended has a client waiting on its answer alone (no pipelining, and
+    /// it came straight back after its previous answer): send it at this turn's end,
+    /// whatever the pace, since holding it would hold the client.
+    func expedite()
+
     /// Reads up to `limit` retained events after `from`. A resume point older than the
     /// retained history, or past the channel's newest ID (a channel this store lost or
     /// never had), reports a gap.
@@ -156,4 +165,6 @@ extension EventStore {
     public func setListener(_ listener: AnyObject?, for channel: String) {}
     public func appendNow(_ drafts: [EventDraft], to channel: String,
                           answer: (Result<AppendResult, BrokerError>) -> Void) -> Bool { false }
+    public var paceMs: UInt64 { 0 }
+    public func expedite() {}
 }

@@ -95,6 +95,10 @@ public final class RedisStore: EventStore {
     private var lastBatchNs: UInt64 = 0
     /// Sends a held batch when its pace is up, should no turn end after that sooner.
     private var paceTimer: LoopTimer?
+    /// A publish in the batch has a client waiting on it alone (`expedite`).
+    private var expedited = false
+    public var paceMs: UInt64 { (paceNs + 999_999) / 1_000_000 }
+    public func expedite() { expedited = true }
     private var watches: [String: Watch] = [:]
     private var subscriptions: [String: ShardSubscription] = [:]
     private var counters = StoreStats()
@@ -251,7 +255,7 @@ public final class RedisStore: EventStore {
     /// or the timer does, whichever comes first. A publish after a quiet spell leaves at once.
     private func turnEnded() {
         guard batch != nil else { return }
-        if paceNs > 0 {
+        if paceNs > 0, !expedited {
             let now = loop.nowNs
             let due = lastBatchNs &+ paceNs
             if now < due {
@@ -274,6 +278,7 @@ public final class RedisStore: EventStore {
         batch = nil
         if paceNs > 0 {
             lastBatchNs = loop.nowNs
+            expedited = false
             paceTimer?.cancel()
             paceTimer = nil
         }

@@ -1,7 +1,8 @@
-// --redis-pace: the publishes that reach one Redis sooner than the pace after the last call
-// wait and leave together in the next call; each keeps its own answer and its order, a
-// publish after a quiet spell leaves at once, and any other command (a Stop) takes the
-// waiting publishes along ahead of it. Counted on a Redis of this test alone (INFO
+// --redis-pace (1 ms by default): the publishes that reach one Redis sooner than the pace
+// after the last call wait and leave together in the next call; each keeps its own answer
+// and its order, a publish after a quiet spell leaves at once, a client that waits on each
+// answer is not held, and any other command (a Stop) takes the waiting publishes along
+// ahead of it. Counted on a Redis of this test alone (INFO
 // commandstats), so no other test's calls mix in. One loop (`--threads 1`): each loop paces
 // its own calls, and publishes not yet answered on two loops have no order between them.
 import Foundation
@@ -54,7 +55,7 @@ final class RedisPaceTests: XCTestCase {
         let redis = try RedisServer(appendOnly: false)
         // Without a pace each publish, alone in its turn, is its own call (a stalled machine
         // may put two in one turn, hence not exactly 10).
-        let unpaced = try publishSpread([], redis)
+        let unpaced = try publishSpread(["--redis-pace", "0"], redis)
         XCTAssertGreaterThanOrEqual(unpaced, 7, "without --redis-pace: \(unpaced) calls for 10 publishes")
         // With a pace of 100 ms the 10 publishes, 72 ms from first to last, leave in at most
         // 3 calls: one when the pace since "first" is up, one for those after it, and one
@@ -63,6 +64,29 @@ final class RedisPaceTests: XCTestCase {
         let paced = try publishSpread(["--redis-pace", "100ms"], redis)
         XCTAssertGreaterThanOrEqual(paced, 1)
         XCTAssertLessThanOrEqual(paced, 3, "with --redis-pace 100ms: \(paced) calls for 10 publishes")
+    }
+
+    /// A client that sends each publish once the previous one is answered, on one keep-alive
+    /// connection, waits on us: its publishes leave at once, not a pace apart. (Held, 10 of
+    /// them would take at least 0.9 s at a 100 ms pace; a mutation that ignores `expedite`
+    /// fails here.)
+    func testAClientWaitingOnEachAnswerIsNotHeld() throws {
+        let redis = try RedisServer(appendOnly: false)
+        let broker = try BrokerProcess(["--redis", redis.url, "--threads", "1", "--redis-pace", "100ms"])
+        defer { broker.terminate() }
+        let ch = uniqueChannel("pace-wait")
+        let c = try BlockingConnection(port: broker.port)
+        try c.send(publishRequest(ch, "warm-up"))  // its answer starts the connection's record
+        XCTAssertEqual(try HTTPResponse.read(from: c, timeout: 10).status, 200)
+        let start = Date()
+        for k in 0..<10 {
+            try c.send(publishRequest(ch, "e-\(k)"))
+            XCTAssertEqual(try HTTPResponse.read(from: c, timeout: 10).status, 200, "publish \(k)")
+        }
+        let seconds = Date().timeIntervalSince(start)
+        XCTAssertLessThan(seconds, 0.5, "10 publishes, each after the previous answer, took \(seconds) s at a 100 ms pace")
+        let events = try broker.client.subscribe(ch, lastEventID: "earliest").next(11, timeout: 10)
+        XCTAssertEqual(events.map(\.data), ["warm-up"] + (0..<10).map { "e-\($0)" })
     }
 
     /// Publishes waiting for the pace, then a Stop of their channel on another connection: the
