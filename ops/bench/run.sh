@@ -17,10 +17,13 @@
 #          local 3-master + 3-replica Redis Cluster, ops/redis/cluster/cluster.sh, the
 #          second with --redis-wait 1; every redis-server's CPU counts as the server's)
 #          (also starling-paced: the broker with --turn-pace, and starling-redis-paced: the
-#          Redis engine with --redis-pace, each as --pace gives it, default 1ms; docs/operations.md)
+#          Redis engine with --redis-pace, each as --pace gives it, default 1ms; docs/operations.md;
+#          and starling-redis-unpaced: the Redis engine with --redis-pace 0, as before its default 1ms)
 #          --scenarios "broadcast-1k broadcast-10k channels channels-flat idle replay slow-base slow"
 #          (also channels-light: the channels shape at 2,000 publishes/s, where nothing
 #          saturates, for publish round trips, e.g. with and without --redis-wait)
+#          (also channels-workers: the channels shape from 200 unpipelined publisher
+#          connections at 100 publishes/s each, as workers publishing tokens send them)
 #          --threads N (starling --threads N; Nchan worker_processes N; default 1)
 #          --pace T (the --turn-pace of starling-paced, the --redis-pace of starling-redis-paced; default 1ms)
 #          (replay: 10 subscribers read 100,000 events, 20,000 with --quick: server CPU
@@ -221,6 +224,7 @@ start_server() {
     starling-redis) start_redis && start_starling --redis "redis://127.0.0.1:$REDIS_PORT/0" ;;
     starling-paced) start_starling --turn-pace "$PACE" ;;
     starling-redis-paced) start_redis && start_starling --redis "redis://127.0.0.1:$REDIS_PORT/0" --redis-pace "$PACE" ;;
+    starling-redis-unpaced) start_redis && start_starling --redis "redis://127.0.0.1:$REDIS_PORT/0" --redis-pace 0 ;;
     starling-redis-cluster) start_redis_cluster && start_starling --redis-cluster "$CLUSTER_SEEDS" ;;
     starling-redis-cluster-wait) start_redis_cluster && start_starling --redis-cluster "$CLUSTER_SEEDS" --redis-wait 1 ;;
     nchan) start_nchan ;;
@@ -233,7 +237,7 @@ start_server() {
 # history, no heartbeats), single-threaded: it runs the channels scenarios only.
 server_runs() {  # server scenario
   case "$1" in
-    floor) case "$2" in channels|channels-flat|channels-light) return 0 ;; *) return 1 ;; esac ;;
+    floor) case "$2" in channels|channels-flat|channels-light|channels-workers) return 0 ;; *) return 1 ;; esac ;;
     *) return 0 ;;
   esac
 }
@@ -247,6 +251,7 @@ scenario_args() {
     channels)      echo "channels --channels 2000 --subscribers 4000 --publishers 4 --pipeline 16 --rate 20000 --duration $DURATION" ;;
     channels-flat) echo "channels --channels 2000 --subscribers 4000 --publishers 4 --pipeline 32 --duration $DURATION" ;;
     channels-light) echo "channels --channels 2000 --subscribers 4000 --publishers 4 --pipeline 16 --rate 2000 --duration $DURATION" ;;
+    channels-workers) echo "channels --channels 2000 --subscribers 4000 --publishers 200 --pipeline 1 --rate 20000 --duration $DURATION" ;;
     idle)          echo "idle --subscribers 19000 --duration $HOLD --ramp 5000 $src" ;;
     replay)        echo "replay --subscribers 10 --replay-events $REPLAY --duration 30" ;;
     slow-base)     echo "slow --subscribers 100 --slow 0 --rate 300 --payload 1000 --duration $DURATION" ;;
@@ -270,9 +275,9 @@ if [[ " $SERVERS " == *"-paced "* ]] && ! "$BIN/starling" serve --help 2>&1 | gr
   say "this starling has no --turn-pace yet: skipping starling-paced and starling-redis-paced"
   SERVERS=$(tr ' ' '\n' <<<"$SERVERS" | grep -v -- '-paced$' | paste -sd' ' -)
 fi
-if [[ " $SERVERS " == *" starling-redis-paced "* ]] && ! "$BIN/starling" serve --help 2>&1 | grep -- '--redis-pace' >/dev/null; then
-  say "this starling has no --redis-pace yet: skipping starling-redis-paced"
-  SERVERS=$(tr ' ' '\n' <<<"$SERVERS" | grep -vx -- 'starling-redis-paced' | paste -sd' ' -)
+if [[ " $SERVERS " == *" starling-redis-"*"paced "* ]] && ! "$BIN/starling" serve --help 2>&1 | grep -- '--redis-pace' >/dev/null; then
+  say "this starling has no --redis-pace yet: skipping starling-redis-paced and starling-redis-unpaced"
+  SERVERS=$(tr ' ' '\n' <<<"$SERVERS" | grep -vx -- 'starling-redis-paced\|starling-redis-unpaced' | paste -sd' ' -)
 fi
 
 if [[ " $SERVERS " == *" starling-redis "* ]] && ! has_redis_engine; then

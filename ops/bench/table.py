@@ -10,8 +10,8 @@ Redis storage when that ran) and, for the Redis engines, as a ratio to the memor
 run's cores while it measured)."""
 import json, os, statistics, sys
 
-ORDER = ["broadcast-1k", "broadcast-10k", "channels", "channels-flat", "channels-light", "idle", "replay", "slow-base", "slow"]
-SERVERS = ["starling", "starling-paced", "starling-redis", "starling-redis-paced", "starling-redis-cluster",
+ORDER = ["broadcast-1k", "broadcast-10k", "channels", "channels-flat", "channels-light", "channels-workers", "idle", "replay", "slow-base", "slow"]
+SERVERS = ["starling", "starling-paced", "starling-redis", "starling-redis-paced", "starling-redis-unpaced", "starling-redis-cluster",
            "starling-redis-cluster-wait", "nchan", "nchan-redis", "floor"]
 DISTURBED = 5.0  # % of a core used by other processes on the run's cores
 
