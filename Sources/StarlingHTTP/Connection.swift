@@ -64,6 +64,9 @@ public final class Connection: WheelTimed {
     private var pipelines = false
     /// The loop's clock (ms) when the last answer was queued; 0: none yet.
     private var lastAnswerMs: UInt64 = 0
+    /// The request being answered came from a client that waits on each answer: the turn
+    /// that answers it does not sleep out the loop's pace (EventLoop.expediteTurn).
+    private var answerExpedites = false
     var heartbeat: SharedBytes?
     var heartbeatMs: UInt64 = 0
 
@@ -341,7 +344,15 @@ public final class Connection: WheelTimed {
     /// Request `seq` is complete and goes to the handler: the keep-alive idle timeout
     /// runs from now.
     private func noteHandled(_ seq: UInt64) {
-        if seq > answers.nextToSend { pipelines = true }
+        // An earlier request unanswered, or answered but its answer not yet written (the
+        // memory engine answers at once; the write leaves at the turn's end): the client sent
+        // this one without waiting.
+        if seq > answers.nextToSend || !answerBuffer.isEmpty { pipelines = true }
+        // A paced loop (`--turn-pace`) does not sleep after answering a client that waits on
+        // us (the answer may come a turn later, from Redis). Within a pace and 2 ms: a request
+        // that arrived while the loop slept after the previous answer is seen only after it.
+        let paceMs = loop.loop.paceMs
+        answerExpedites = paceMs > 0 && waitsOnAnswers(withinMs: paceMs + 2)
         servedRequests += 1
         handled = seq + 1
         let idleDue = loop.nowMs + limits.idleTimeoutMs
@@ -418,7 +429,7 @@ public final class Connection: WheelTimed {
 
     /// Whether the client sends each request only once the previous one is answered (never
     /// two unanswered at once so far) and sent this one within `ms` of that answer: it waits
-    /// on us, and holding its request (`--redis-pace`) would hold the client too.
+    /// on us, and holding its request (`--redis-pace`, `--turn-pace`) would hold the client too.
     public func waitsOnAnswers(withinMs ms: UInt64) -> Bool {
         !pipelines && lastAnswerMs > 0 && loop.nowMs &- lastAnswerMs <= ms
     }
@@ -426,6 +437,10 @@ public final class Connection: WheelTimed {
     /// An answer went into `answerBuffer`.
     private func answerQueued(close: Bool) {
         lastAnswerMs = loop.nowMs
+        if answerExpedites {
+            answerExpedites = false
+            loop.loop.expediteTurn()
+        }
         if close {
             closeAfterFlush = true
             stopParsing = true  // nothing after this answer will be read or answered

@@ -103,12 +103,26 @@ public final class EventLoop {
     /// woke for 1-2 requests at a time, and each wake-up and each switch between our code
     /// and the kernel's TCP path costs more than the work (`--turn-pace`,
     /// docs/operations.md; docs/benchmarks.md has the figures).
-    public func pace(microseconds: Int) { paceNs = UInt64(max(0, microseconds)) * 1000 }
+    public func pace(microseconds: Int) {
+        paceNs = UInt64(max(0, microseconds)) * 1000
+        paceMs = (paceNs + 999_999) / 1_000_000
+    }
+
+    /// The pace in whole milliseconds, rounded up; 0: none.
+    public private(set) var paceMs: UInt64 = 0
+
+    /// This turn answered a client that waits on each answer (StarlingHTTP's
+    /// `Connection.waitsOnAnswers`): the loop does not sleep out its pace for the next 2 ms,
+    /// the client's next request being due within them (held, it would make one request per
+    /// pace, where unpaced it makes many). A window, not this turn alone: a turn with nothing
+    /// of the client's (a write's completion, a timer) may come between.
+    public func expediteTurn() { expediteUntilNs = uv_hrtime() &+ 2_000_000 }
+    private var expediteUntilNs: UInt64 = 0
 
     private func keepPace() {
         let now = uv_hrtime()
         let since = now &- lastTurnEndNs
-        if since < paceNs, awaitingReplies == 0 {
+        if since < paceNs, awaitingReplies == 0, now >= expediteUntilNs {
             var wait = timespec(tv_sec: 0, tv_nsec: Int(paceNs - since))
             var left = timespec()
             while nanosleep(&wait, &left) != 0, errno == EINTR { wait = left }

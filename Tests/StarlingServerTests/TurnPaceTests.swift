@@ -24,6 +24,30 @@ final class TurnPaceTests: XCTestCase {
         }
     }
 
+    /// The same on one keep-alive connection: a client that waits on each answer (never two
+    /// requests unanswered, each sent straight after the previous answer) is not held, so
+    /// its 12 publishes take well under the ~10 paces above. (A mutation that ignores
+    /// `expediteTurn` fails here.)
+    func testAClientWaitingOnEachAnswerOnOneConnectionIsNotHeld() throws {
+        try onEachEngine(["--turn-pace", "50ms", "--threads", "1"]) { broker, _ in
+            let ch = uniqueChannel()
+            let s = try broker.client.subscribe(ch)
+            let c = try BlockingConnection(port: broker.port)
+            func publish(_ data: String) throws {
+                let body = "{\"data\":\"\(data)\"}"
+                try c.send("POST /v1/channels/\(ch)/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                           + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
+                XCTAssertEqual(try HTTPResponse.read(from: c, timeout: 10).status, 200)
+            }
+            try publish("warm-up")  // its answer starts the connection's record
+            let start = Clock.now()
+            for k in 0..<12 { try publish("e\(k)") }
+            let elapsed = Clock.now() - start
+            XCTAssertLessThan(elapsed, 0.3, "12 round trips on one connection took \(elapsed) s at a 50 ms pace")
+            for data in ["warm-up"] + (0..<12).map({ "e\($0)" }) { XCTAssertEqual(try s.next()?.data, data) }
+        }
+    }
+
     /// A paced loop handles what arrived during its sleep in one turn: publishes to
     /// several channels reach every subscriber of each, whole and in order.
     func testPacedLoopLosesAndReordersNothing() throws {
