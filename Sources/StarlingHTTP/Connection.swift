@@ -60,7 +60,7 @@ public final class Connection: WheelTimed {
     var lastReadMs: UInt64
     var scheduledMs: UInt64 = .max
     var servedRequests = 0
-    /// A request was handled while an earlier one was unanswered: the client pipelines.
+    /// A request came before the previous answer was written: the client pipelines.
     private var pipelines = false
     /// The loop's clock (ms) when the last answer was queued; 0: none yet.
     private var lastAnswerMs: UInt64 = 0
@@ -427,8 +427,8 @@ public final class Connection: WheelTimed {
         answerQueued(close: close)
     }
 
-    /// Whether the client sends each request only once the previous one is answered (never
-    /// two unanswered at once so far) and sent this one within `ms` of that answer: it waits
+    /// Whether the client sends each request only once the previous answer is written (never
+    /// otherwise so far) and sent this one within `ms` of that answer: it waits
     /// on us, and holding its request (`--redis-pace`, `--turn-pace`) would hold the client too.
     public func waitsOnAnswers(withinMs ms: UInt64) -> Bool {
         !pipelines && lastAnswerMs > 0 && loop.nowMs &- lastAnswerMs <= ms
