@@ -98,7 +98,8 @@ public final class RedisStore: EventStore {
     /// A publish in the batch has a client waiting on it alone (`expedite`).
     private var expedited = false
     public var paceMs: UInt64 { (paceNs + 999_999) / 1_000_000 }
-    public func expedite() { expedited = true }
+    /// (Nothing held: a batch that filled up has just left with the publish; nothing to hurry.)
+    public func expedite() { if batch != nil { expedited = true } }
     private var watches: [String: Watch] = [:]
     private var subscriptions: [String: ShardSubscription] = [:]
     private var counters = StoreStats()
