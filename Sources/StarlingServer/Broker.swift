@@ -94,8 +94,13 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
             case .healthz:
                 respond(request, connection, .json(200, "{\"status\":\"ok\"}"))
             case .readyz:
-                respond(request, connection, store.isReady ? .json(200, "{\"status\":\"ready\"}")
-                    : HTTPError(503, "store_unavailable", "the store cannot be reached", headers: [("Retry-After", "1")]).response)
+                // Ready when every loop's store is: each loop has its own Redis connections,
+                // and they come back one by one after an outage (a probe that asked only the
+                // loop it landed on said ready while another loop still answered 503).
+                group.collect(from: self, { broker, reply in reply(broker.store.isReady) }) { [self] ready in
+                    respond(request, connection, ready.allSatisfy { $0 } ? .json(200, "{\"status\":\"ready\"}")
+                        : HTTPError(503, "store_unavailable", "the store cannot be reached", headers: [("Retry-After", "1")]).response)
+                }
             case .metrics:
                 group.collect(from: self, { broker, reply in reply(broker.metricsNow()) }) { [self] loops in
                     respond(request, connection, Response(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")],
