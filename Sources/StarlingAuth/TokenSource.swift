@@ -3,20 +3,42 @@
 // The broker passes the raw candidates; nothing here touches the request.
 
 extension Authorizer {
-    public static func token(authorization: String?, queryAccessToken: String?, cookieHeader: String?,
-                             cookieName: String) -> String? {
+    /// The later candidates are looked at only when the earlier ones give nothing: a
+    /// worker's publish carries its token in the header, and its URL has no query to parse.
+    public static func token(authorization: String?, queryAccessToken: @autoclosure () -> String?,
+                             cookieHeader: @autoclosure () -> String?, cookieName: String) -> String? {
         if let authorization, let t = bearer(authorization) { return t }
-        if let q = queryAccessToken, !q.isEmpty { return q }
-        if let cookieHeader, let t = cookie(cookieHeader, named: cookieName) { return t }
+        if let q = queryAccessToken(), !q.isEmpty { return q }
+        if let cookieHeader = cookieHeader(), let t = cookie(cookieHeader, named: cookieName) { return t }
         return nil
     }
 
     /// `Bearer <token>`, scheme case-insensitive (RFC 7235), spaces around trimmed.
     static func bearer(_ header: String) -> String? {
-        let h = header.drop { $0 == " " || $0 == "\t" }
-        guard h.count > 7, h.prefix(7).lowercased() == "bearer " else { return nil }
-        let t = h.dropFirst(7).trimmingSpaces()
-        return t.isEmpty ? nil : String(t)
+        let u = header.utf8
+        return bearerRange(u).map { String(decoding: u[$0], as: UTF8.self) }
+    }
+
+    /// `bearer` on a header value's bytes (the publish fast lane's, read in place).
+    public static func bearer(bytes: UnsafeRawBufferPointer) -> String? {
+        bearerRange(bytes).map { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[$0]), as: UTF8.self) }
+    }
+
+    /// Where the token of `Bearer <token>` lies in the header value `u`. On the UTF-8 bytes,
+    /// not Characters: every request with a token passes here (every publish of a worker
+    /// that authenticates), and counting and trimming Characters walked the whole token
+    /// grapheme by grapheme, ~12 k instructions a publish (callgrind).
+    private static func bearerRange<C: BidirectionalCollection>(_ u: C) -> Range<C.Index>? where C.Element == UInt8 {
+        let isBlank = { (c: UInt8) in c == 0x20 || c == 0x09 }
+        guard var start = u.firstIndex(where: { !isBlank($0) }) else { return nil }
+        for expected in "bearer ".utf8 {
+            // ASCII letters lower-cased by setting 0x20; the space must be a space.
+            guard start != u.endIndex, u[start] | (expected == 0x20 ? 0 : 0x20) == expected else { return nil }
+            start = u.index(after: start)
+        }
+        while start != u.endIndex, isBlank(u[start]) { start = u.index(after: start) }
+        guard start != u.endIndex, let last = u.lastIndex(where: { !isBlank($0) }) else { return nil }
+        return start..<u.index(after: last)
     }
 
     /// The first `name=value` pair in a `Cookie:` header (RFC 6265 §5.4); a value in

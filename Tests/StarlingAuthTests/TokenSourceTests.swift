@@ -26,6 +26,27 @@ final class TokenSourceTests: XCTestCase {
         XCTAssertEqual(token("BEARER  abc  ", nil, nil), "abc")
         XCTAssertEqual(token(" Bearer abc", nil, nil), "abc")
         XCTAssertNil(token("Bearerabc", nil, nil))
+        XCTAssertEqual(token(" \tbEaReR \t abc.def-ghi_jkl \t", nil, nil), "abc.def-ghi_jkl")
+        XCTAssertNil(token("Bearer\tabc", nil, nil))   // the scheme ends with a space
+        XCTAssertNil(token("Bearar abc", nil, nil))
+        XCTAssertNil(token("Bear", nil, nil))
+    }
+
+    func testBearerKeepsANonASCIITokenWhole() {
+        // Not a JWT (it fails verification later), but taken exactly as sent.
+        XCTAssertEqual(token("Bearer tök€n ", nil, nil), "tök€n")
+        XCTAssertEqual(token("Bearer a é b", nil, nil), "a é b")
+    }
+
+    func testLaterSourcesAreNotReadWhenTheHeaderGivesTheToken() {
+        var reads = 0
+        func query() -> String? { reads += 1; return "q" }
+        XCTAssertEqual(Authorizer.token(authorization: "Bearer h", queryAccessToken: query(), cookieHeader: query(),
+                                        cookieName: "starling_token"), "h")
+        XCTAssertEqual(reads, 0)
+        XCTAssertEqual(Authorizer.token(authorization: "Basic x", queryAccessToken: query(), cookieHeader: query(),
+                                        cookieName: "starling_token"), "q")
+        XCTAssertEqual(reads, 1)
     }
 
     func testCookieIsFoundAmongOthers() {
