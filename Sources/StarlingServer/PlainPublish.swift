@@ -6,21 +6,25 @@
 // instructions of a publish (callgrind, ops/bench/hotpath.sh), and the floor (SPEC §9)
 // does none of it.
 //
-// It takes only what it reads exactly as the general path would: open auth, no access log,
-// a path with no query and no escape, only the headers a plain client sends
+// It takes only what it reads exactly as the general path would: no access log, a path
+// with no query and no escape, only the headers a plain client sends
 // (PlainRequestBytes.onlyCommonHeaders), and a body read within the limits:
 // `application/json` of the shape QuickEvent reads, or `text/plain` (one event, its data
-// the text, as `?event=`-less text publishes are). Anything else (a token, CORS,
-// `Starling-Lease`, `Expect`, NDJSON, a bad body, a percent-escaped or invalid name)
-// returns false untouched and the general path reads it, errors included. Storing and
-// answering are the general path's; the channel's String is made once (ChannelNames).
+// the text, as `?event=`-less text publishes are); with auth, an `Authorization: Bearer`
+// token that allows publishing on the channel (the usual worker: one token, cached after
+// its first check, on every publish). Anything else (no token or a refused one, a cookie,
+// CORS, `Starling-Lease`, `Expect`, NDJSON, a bad body, a percent-escaped or invalid name)
+// returns false untouched and the general path reads it, errors and refusals included.
+// Storing and answering are the general path's; the channel's String is made once
+// (ChannelNames).
+import StarlingAuth
 import StarlingCore
 import StarlingHTTP
 
 extension Broker {
     public func takePlain(_ r: PlainRequestBytes, on connection: Connection) -> Bool {
-        guard r.isPost, auth.isOpen, config.accessLog == nil, let channel = plainPublishChannel(r.url),
-              let drafts = Self.plainDrafts(r, limits: publishLimits) else { return false }
+        guard r.isPost, config.accessLog == nil, let channel = plainPublishChannel(r.url),
+              let drafts = Self.plainDrafts(r, limits: publishLimits), mayPublish(r, on: channel) else { return false }
         let receivedNs = MonotonicClock.nowNs()
         let seq = connection.acceptPlain()
         let now = store.appendNow(drafts, to: channel) { result in
@@ -32,6 +36,15 @@ extension Broker {
         }
         expediteIfWaiting(connection)
         return true
+    }
+
+    /// Open auth, or a bearer token that allows publishing on `channel`, decided as
+    /// `authorize` decides for the general path. A refusal is not answered here: the
+    /// general path reads the request again and answers it (401/403, with its log line).
+    private func mayPublish(_ r: PlainRequestBytes, on channel: String) -> Bool {
+        if auth.isOpen { return true }
+        guard let value = r.authorization, let token = Authorizer.bearer(bytes: value) else { return false }
+        return (try? auth.authorize(token: token, action: .publish, channels: [channel])) != nil
     }
 
     /// The answer to a publish taken by the fast lane (`answer` for a Request: no CORS

@@ -142,6 +142,44 @@ final class PlainRequestTests: XCTestCase {
         }
     }
 
+    /// A worker's token is a common header: the lane reads its value; a second one sends the
+    /// request the general way.
+    func testReadsTheAuthorizationValue() {
+        let token = "Bearer " + String(repeating: "eyJhbGciOi.", count: 24) + "x-y_z"
+        let cases: [(String, Bool, String?)] = [
+            ("POST /x HTTP/1.1\r\nHost: h\r\nAuthorization: \(token)\r\nContent-Type: application/json\r\nContent-Length: 0\r\n\r\n",
+             true, token),
+            ("POST /x HTTP/1.1\r\nauthorization:\t\(token)\r\n\r\n", true, token),
+            ("POST /x HTTP/1.1\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n", false, "a"),
+            ("POST /x HTTP/1.1\r\nAuthorizations: a\r\n\r\n", false, nil),
+            (String(decoding: Self.publish, as: UTF8.self), true, nil),
+        ]
+        for (text, common, value) in cases {
+            XCTAssertTrue(assertAgrees(Array(text.utf8)), text.debugDescription)
+            Array(text.utf8).withUnsafeBytes { b in
+                guard let r = PlainRequest.scan(b, from: 0, limits: limits) else { return XCTFail("not plain: \(text.debugDescription)") }
+                let v = r.bytes(in: b)
+                XCTAssertEqual(v.onlyCommonHeaders, common, text.debugDescription)
+                XCTAssertEqual(v.authorization.map { String(decoding: $0, as: UTF8.self) }, value, text.debugDescription)
+            }
+        }
+    }
+
+    /// Header values are scanned eight bytes a step: a byte that is not printable ASCII at
+    /// any offset of a long value is still seen (a tab is kept; the rest go to http_parser).
+    func testLongValuesAreCheckedAtEveryOffset() {
+        let value = Array(String(repeating: "abcdefgh", count: 5).utf8)
+        for bad: UInt8 in [0x09, 0x7F, 0x80, 0x00, 0x1F, 0x0A, 0xFF] {
+            for at in 1..<(value.count - 1) {
+                var v = value
+                v[at] = bad
+                let bytes = Array("GET /x HTTP/1.1\r\nAuthorization: ".utf8) + v + Array("\r\nHost: h\r\n\r\n".utf8)
+                let taken = assertAgrees(bytes)
+                XCTAssertEqual(taken, bad == 0x09, "byte \(bad) at \(at)")
+            }
+        }
+    }
+
     func testLeavesEverythingElseToHTTPParser() {
         let other = [
             "PUT /x HTTP/1.1\r\n\r\n",                                   // another method
@@ -201,7 +239,10 @@ final class PlainRequestTests: XCTestCase {
     /// Thousands of one-byte mutations of plain requests: whatever the fast path takes,
     /// http_parser reads the same way (deterministic, so a failure repeats).
     func testMutatedRequestsAgreeWithHTTPParser() {
-        let seeds = [Self.publish, Array("GET /v1/channels/a/events HTTP/1.1\r\nHost: h\r\nLast-Event-ID: 1-0\r\n\r\n".utf8)]
+        let worker = "POST /v1/channels/c/events HTTP/1.1\r\nAuthorization: Bearer \(String(repeating: "eyJ0eXAi.", count: 8))\r\n"
+            + "Content-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"data\":\"a\"}"
+        let seeds = [Self.publish, Array("GET /v1/channels/a/events HTTP/1.1\r\nHost: h\r\nLast-Event-ID: 1-0\r\n\r\n".utf8),
+                     Array(worker.utf8)]
         let alphabet: [UInt8] = Array(" \t\r\n:/?#%-_.~0123456789AZaz\u{7F}".utf8) + [0x00, 0x80, 0xC3, 0xE9]
         var rng = SplitMix(seed: 15)
         var taken = 0, tried = 0

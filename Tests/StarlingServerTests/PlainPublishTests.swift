@@ -1,6 +1,8 @@
 // The publish fast lane (PlainPublish.swift): a plain JSON publish is taken from the read
 // buffer with no Request made; anything else goes the general way. Both must give the
 // same answers, in request order, and store the same events.
+import Foundation
+import StarlingAuth
 import StarlingClient
 import StarlingCore
 import XCTest
@@ -107,6 +109,47 @@ final class PlainPublishTests: XCTestCase {
             XCTAssertEqual(laneLate.headers.map { "\($0.0): \($0.1)" }, generalLate.headers.map { "\($0.0): \($0.1)" }, "[\(engine)]")
             let counts = try broker.metricsText().split(separator: "\n").filter { $0.hasPrefix("starling_responses_total{route=\"publish\"") }
             XCTAssertTrue(counts.contains { $0.hasSuffix("status=\"4xx\"} 2") }, "[\(engine)] \(counts)")
+        }
+    }
+
+    /// With auth, a worker's publish carries its token: the lane takes those the token
+    /// allows; every other one (no token, a forged, expired or other channel's one, another
+    /// scheme, the token twice) is read the general way and refused there, 401 or 403. In one
+    /// write: every answer in its place, and exactly the allowed events stored.
+    func testTokensDecideAsOnTheGeneralPath() throws {
+        let secret = "lane-secret-0123456789abcdef-0123456789"
+        let now = Int(Date().timeIntervalSince1970)
+        func token(_ publish: [String], exp: Int? = nil, key: String? = nil) throws -> String {
+            try TokenSigner(hmacSecret: key ?? secret).token(publish: publish, subscribe: ["*"], expiresAt: exp ?? now + 600)
+        }
+        try onEachEngine(["--jwt-secret", secret]) { broker, engine in
+            let ch = uniqueChannel()
+            let path = "/v1/channels/\(ch)/events"
+            let worker = try token([ch])
+            func bearer(_ t: String) -> [(String, String)] { [("Authorization", "Bearer \(t)")] }
+            let requests: [([(String, String)], Int)] = [
+                (bearer(worker), 200),                                                      // lane
+                ([], 401),                                                                  // no token
+                (bearer(try token(["other-*"])), 403),                                      // another channel's
+                (bearer(try token([ch], key: "another-secret-0123456789abcdef-01234")), 401), // forged
+                (bearer(try token([ch], exp: now - 120)), 401),                             // expired
+                ([("Authorization", "Basic dXNlcjpwYXNz")], 401),                           // another scheme
+                ([("Authorization", "bearer   \(worker)  ")], 200),                         // lane, spaced
+                (bearer("x") + bearer(worker), 401),                                        // twice: general, takes the first
+                (bearer(worker), 200),                                                      // lane
+            ]
+            let c = try BlockingConnection(port: broker.port)
+            var bytes: [UInt8] = []
+            for (k, (headers, _)) in requests.enumerated() { bytes += post(path, "{\"data\":\"\(k)\"}", extra: headers) }
+            try c.send(bytes)
+            for (k, (_, status)) in requests.enumerated() {
+                let r = try HTTPResponse.read(from: c)
+                XCTAssertEqual(r.status, status, "[\(engine)] #\(k): \(r.text)")
+            }
+            let s = try broker.client.subscribe(ch, lastEventID: "earliest", headers: bearer(worker))
+            XCTAssertEqual(try s.next(3).map(\.data), ["0", "6", "8"], "[\(engine)]")
+            XCTAssertEqual(try broker.raw(post(path, "{\"data\":\"9\"}", extra: bearer(worker))).status, 200)
+            XCTAssertEqual(try s.next(1).map(\.data), ["9"], "[\(engine)] nothing else was stored between")
         }
     }
 }
