@@ -39,6 +39,7 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     private var mergeChecked: (event: StoredEvent, mergeable: Bool)?
     /// The fast lane's channel names, made once each (ChannelNames.swift).
     var laneChannelNames = ChannelNames()
+    var laneTokens = LaneTokens()
     /// With a store that paces its calls (`--redis-pace`): a client that comes back within
     /// this many ms of its previous answer, and never pipelines, waits on us (`expedite`). The
     /// pace, at least 2 (the loop's clock counts whole milliseconds); 0: no pace.

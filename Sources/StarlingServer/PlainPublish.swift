@@ -41,10 +41,18 @@ extension Broker {
     /// Open auth, or a bearer token that allows publishing on `channel`, decided as
     /// `authorize` decides for the general path. A refusal is not answered here: the
     /// general path reads the request again and answers it (401/403, with its log line).
+    /// (A bearer token's grant is `authenticate`'s, and with a token `authorize` is that and
+    /// `permits` on each channel.)
     private func mayPublish(_ r: PlainRequestBytes, on channel: String) -> Bool {
         if auth.isOpen { return true }
-        guard let value = r.authorization, let token = Authorizer.bearer(bytes: value) else { return false }
-        return (try? auth.authorize(token: token, action: .publish, channels: [channel])) != nil
+        guard let value = r.authorization, !value.isEmpty else { return false }
+        let now = Authorizer.nowSeconds()
+        let grant = laneTokens.grant(for: value, second: now) {
+            guard let token = Authorizer.bearer(bytes: value) else { return nil }
+            return try? auth.authenticate(token: token, nowSeconds: now)
+        }
+        guard let grant, grant.kind == .token else { return false }
+        return grant.permits(.publish, channel: channel)
     }
 
     /// The answer to a publish taken by the fast lane (`answer` for a Request: no CORS

@@ -152,4 +152,33 @@ final class PlainPublishTests: XCTestCase {
             XCTAssertEqual(try s.next(1).map(\.data), ["9"], "[\(engine)] nothing else was stored between")
         }
     }
+
+    /// The lane remembers a token's grant for the second it was checked in (LaneTokens): a
+    /// worker publishing on one connection is still refused once its token has lapsed (its
+    /// `exp` plus the broker's 5 s of leeway), within a second of it, never before.
+    func testALapsedTokenIsRefusedOnTheLaneToo() throws {
+        let secret = "lane-secret-0123456789abcdef-0123456789"
+        let exp = Int(Date().timeIntervalSince1970) + 1
+        let t = try TokenSigner(hmacSecret: secret).token(publish: ["*"], subscribe: [], expiresAt: exp)
+        let broker = try BrokerProcess(["--jwt-secret", secret])
+        defer { broker.terminate() }
+        let path = "/v1/channels/\(uniqueChannel())/events"
+        let c = try BlockingConnection(port: broker.port)
+        var refusedAt: Double?
+        var accepted = 0
+        while refusedAt == nil, Date().timeIntervalSince1970 < Double(exp) + 9 {
+            try c.send(post(path, "{\"data\":\"x\"}", extra: [("Authorization", "Bearer \(t)")]))
+            let r = try HTTPResponse.read(from: c)
+            if r.status == 200 { accepted += 1 } else {
+                XCTAssertEqual(r.status, 401, r.text)
+                refusedAt = Date().timeIntervalSince1970
+            }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        let lapse = Double(exp + 5)
+        XCTAssertGreaterThan(accepted, 20, "accepted until the token lapsed")
+        guard let refusedAt else { return XCTFail("still accepted 4 s after the token lapsed") }
+        XCTAssertGreaterThanOrEqual(refusedAt, lapse - 0.05, "refused before the token lapsed")
+        XCTAssertLessThan(refusedAt, lapse + 1.5, "refused long after the token lapsed")
+    }
 }
