@@ -18,7 +18,9 @@
 #          second with --redis-wait 1; every redis-server's CPU counts as the server's)
 #          (also starling-paced: the broker with --turn-pace, and starling-redis-paced: the
 #          Redis engine with --redis-pace, each as --pace gives it, default 1ms; docs/operations.md;
-#          and starling-redis-unpaced: the Redis engine with --redis-pace 0, as before its default 1ms)
+#          and starling-redis-unpaced: the Redis engine with --redis-pace 0, as before its default 1ms;
+#          and starling-auth: the broker with a JWT key, every request of the load carrying a
+#          bearer token for every channel, as workers and browsers send one in production)
 #          --scenarios "broadcast-1k broadcast-10k channels channels-flat idle replay slow-base slow"
 #          (also channels-light: the channels shape at 2,000 publishes/s, where nothing
 #          saturates, for publish round trips, e.g. with and without --redis-wait)
@@ -223,6 +225,7 @@ start_server() {
     starling) start_starling ;;
     starling-redis) start_redis && start_starling --redis "redis://127.0.0.1:$REDIS_PORT/0" ;;
     starling-paced) start_starling --turn-pace "$PACE" ;;
+    starling-auth) start_starling --jwt-secret-file "$WORK/jwt.secret" ;;
     starling-redis-paced) start_redis && start_starling --redis "redis://127.0.0.1:$REDIS_PORT/0" --redis-pace "$PACE" ;;
     starling-redis-unpaced) start_redis && start_starling --redis "redis://127.0.0.1:$REDIS_PORT/0" --redis-pace 0 ;;
     starling-redis-cluster) start_redis_cluster && start_starling --redis-cluster "$CLUSTER_SEEDS" ;;
@@ -294,6 +297,13 @@ if [[ " $SERVERS " == *" floor "* ]] && [ "$THREADS" != 1 ]; then
   say "the floor is single-threaded: it runs with one thread whatever --threads says"
 fi
 
+# starling-auth: one key for the run, one token (every channel, both ways) for the load.
+AUTH_TOKEN=""
+if [[ " $SERVERS " == *" starling-auth "* ]]; then
+  head -c 48 /dev/urandom | base64 | tr -d '\n' >"$WORK/jwt.secret"
+  AUTH_TOKEN=$("$BIN/starling" token --secret-file "$WORK/jwt.secret" --publish '*' --subscribe '*' --ttl 24h)
+fi
+
 failures=0
 for scenario in $SCENARIOS; do
   for server in $SERVERS; do
@@ -303,6 +313,7 @@ for scenario in $SCENARIOS; do
       start_server "$server"
       also=()
       for p in "${ALSO_PIDS[@]:-}"; do [ -n "$p" ] && also+=(--also-measure-pid "$p"); done
+      [ "$server" = starling-auth ] && also+=(--header "Authorization: Bearer $AUTH_TOKEN")
       # shellcheck disable=SC2046  # the argument lists are word-split on purpose
       if ! "${LOAD_PIN[@]}" "$BIN/starling-load" $(scenario_args "$scenario") $(target_args "$server" "$scenario") \
           --procs "$PROCS" --target "127.0.0.1:$PORT" --server-pid "$SERVER_PID" "${also[@]}" \

@@ -11,7 +11,7 @@ run's cores while it measured)."""
 import json, os, statistics, sys
 
 ORDER = ["broadcast-1k", "broadcast-10k", "channels", "channels-flat", "channels-light", "channels-workers", "idle", "replay", "slow-base", "slow"]
-SERVERS = ["starling", "starling-paced", "starling-redis", "starling-redis-paced", "starling-redis-unpaced", "starling-redis-cluster",
+SERVERS = ["starling", "starling-paced", "starling-auth", "starling-redis", "starling-redis-paced", "starling-redis-unpaced", "starling-redis-cluster",
            "starling-redis-cluster-wait", "nchan", "nchan-redis", "floor"]
 DISTURBED = 5.0  # % of a core used by other processes on the run's cores
 
@@ -132,7 +132,7 @@ def main(folder):
             # calls to Redis (--redis-pace), which the memory engine does not make.
             same = memory
             cells = [peer_ratio(mine, floor), peer_ratio(mine, nchan_peer),
-                     peer_ratio(mine, same) if redis_engine else "–"]
+                     peer_ratio(mine, same) if redis_engine or server == "starling-auth" else "–"]
             if redis_engine and nchan_peer:
                 cells[1] += " (Nchan+Redis)" if nchan_peer is nchan_redis else ""
             peers.append(f"| {scenario} | {server} | {spread(mine)} | {cells[0]} | {cells[1]} | {cells[2]} |")
