@@ -118,49 +118,35 @@ final class PlainRequestTests: XCTestCase {
     }
 
     /// What the handler's fast lane reads of the headers (PlainRequestBytes): whether all
-    /// are common client headers, and the Content-Type.
+    /// are common client headers, the Content-Type, and the Authorization (a worker's token
+    /// is a common header; a second one sends the request the general way).
     func testTellsWhetherOnlyCommonHeadersWereSent() {
-        let cases: [(String, Bool, String?)] = [
-            (String(decoding: Self.publish, as: UTF8.self), true, "application/json"),
-            ("POST /x HTTP/1.1\r\nhOST: h\r\nuser-agent: curl/8\r\nAccept: */*\r\nAccept-Encoding: gzip\r\nCONTENT-TYPE: text/plain\r\nContent-Length: 0\r\n\r\n",
-             true, "text/plain"),
-            ("GET / HTTP/1.1\r\n\r\n", true, nil),
-            ("POST /x HTTP/1.1\r\nHost: h\r\nX-Trace: 1\r\nContent-Length: 0\r\n\r\n", false, nil),
-            ("POST /x HTTP/1.1\r\nOrigin: http://a\r\nContent-Type: application/json\r\n\r\n", false, "application/json"),
-            ("POST /x HTTP/1.1\r\nStarling-Lease: 30\r\nContent-Type: application/json\r\n\r\n", false, "application/json"),
-            ("POST /x HTTP/1.1\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\n\r\n", false, "application/json"),
-            ("POST /x HTTP/1.1\r\nUser-Agentx: 1\r\n\r\n", false, nil),
-            ("POST /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n", false, nil),
-        ]
-        for (text, common, type) in cases {
-            Array(text.utf8).withUnsafeBytes { b in
-                guard let r = PlainRequest.scan(b, from: 0, limits: limits) else { return XCTFail("not plain: \(text.debugDescription)") }
-                let v = r.bytes(in: b)
-                XCTAssertEqual(v.onlyCommonHeaders, common, text.debugDescription)
-                XCTAssertEqual(v.contentType.map { String(decoding: $0, as: UTF8.self) }, type, text.debugDescription)
-            }
-        }
-    }
-
-    /// A worker's token is a common header: the lane reads its value; a second one sends the
-    /// request the general way.
-    func testReadsTheAuthorizationValue() {
         let token = "Bearer " + String(repeating: "eyJhbGciOi.", count: 24) + "x-y_z"
-        let cases: [(String, Bool, String?)] = [
+        let cases: [(String, Bool, String?, String?)] = [
+            (String(decoding: Self.publish, as: UTF8.self), true, "application/json", nil),
+            ("POST /x HTTP/1.1\r\nhOST: h\r\nuser-agent: curl/8\r\nAccept: */*\r\nAccept-Encoding: gzip\r\nCONTENT-TYPE: text/plain\r\nContent-Length: 0\r\n\r\n",
+             true, "text/plain", nil),
+            ("GET / HTTP/1.1\r\n\r\n", true, nil, nil),
+            ("POST /x HTTP/1.1\r\nHost: h\r\nX-Trace: 1\r\nContent-Length: 0\r\n\r\n", false, nil, nil),
+            ("POST /x HTTP/1.1\r\nOrigin: http://a\r\nContent-Type: application/json\r\n\r\n", false, "application/json", nil),
+            ("POST /x HTTP/1.1\r\nStarling-Lease: 30\r\nContent-Type: application/json\r\n\r\n", false, "application/json", nil),
+            ("POST /x HTTP/1.1\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\n\r\n", false, "application/json", nil),
+            ("POST /x HTTP/1.1\r\nUser-Agentx: 1\r\n\r\n", false, nil, nil),
+            ("POST /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n", false, nil, nil),
             ("POST /x HTTP/1.1\r\nHost: h\r\nAuthorization: \(token)\r\nContent-Type: application/json\r\nContent-Length: 0\r\n\r\n",
-             true, token),
-            ("POST /x HTTP/1.1\r\nauthorization:\t\(token)\r\n\r\n", true, token),
-            ("POST /x HTTP/1.1\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n", false, "a"),
-            ("POST /x HTTP/1.1\r\nAuthorizations: a\r\n\r\n", false, nil),
-            (String(decoding: Self.publish, as: UTF8.self), true, nil),
+             true, "application/json", token),
+            ("POST /x HTTP/1.1\r\nauthorization:\t\(token)\r\n\r\n", true, nil, token),
+            ("POST /x HTTP/1.1\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n", false, nil, "a"),
+            ("POST /x HTTP/1.1\r\nAuthorizations: a\r\n\r\n", false, nil, nil),
         ]
-        for (text, common, value) in cases {
+        for (text, common, type, authorization) in cases {
             XCTAssertTrue(assertAgrees(Array(text.utf8)), text.debugDescription)
             Array(text.utf8).withUnsafeBytes { b in
                 guard let r = PlainRequest.scan(b, from: 0, limits: limits) else { return XCTFail("not plain: \(text.debugDescription)") }
                 let v = r.bytes(in: b)
                 XCTAssertEqual(v.onlyCommonHeaders, common, text.debugDescription)
-                XCTAssertEqual(v.authorization.map { String(decoding: $0, as: UTF8.self) }, value, text.debugDescription)
+                XCTAssertEqual(v.contentType.map { String(decoding: $0, as: UTF8.self) }, type, text.debugDescription)
+                XCTAssertEqual(v.authorization.map { String(decoding: $0, as: UTF8.self) }, authorization, text.debugDescription)
             }
         }
     }
