@@ -153,6 +153,29 @@ final class PlainPublishTests: XCTestCase {
         }
     }
 
+    /// Workers with a token each (claims for their own channel only), in turn on one
+    /// connection, each publishing on every worker's channel: allowed on its own, refused
+    /// (403) on the 63 others, however the tokens fall into the lane's slots (64 tokens in
+    /// 256 slots: some share one, all but certainly).
+    func testManyWorkersTokensKeepTheirOwnGrants() throws {
+        let secret = "lane-secret-0123456789abcdef-0123456789"
+        try onEachEngine(["--jwt-secret", secret, "--log-level", "error"]) { broker, engine in
+            let tag = uniqueChannel()
+            let channels = (0..<64).map { "\(tag)-\($0)" }
+            let tokens = try channels.map { try TokenSigner(hmacSecret: secret).token(publish: [$0], subscribe: [$0]) }
+            let c = try BlockingConnection(port: broker.port)
+            for k in channels.indices {
+                var bytes: [UInt8] = []
+                for ch in channels {
+                    bytes += post("/v1/channels/\(ch)/events", "{\"data\":\"\(k)\"}", extra: [("Authorization", "Bearer \(tokens[k])")])
+                }
+                try c.send(bytes)
+                let statuses = try channels.map { _ in try HTTPResponse.read(from: c).status }
+                XCTAssertEqual(statuses, channels.indices.map { $0 == k ? 200 : 403 }, "[\(engine)] token \(k)")
+            }
+        }
+    }
+
     /// The lane remembers a token's grant for the second it was checked in (LaneTokens): a
     /// worker publishing on one connection is still refused once its token has lapsed (its
     /// `exp` plus the broker's 5 s of leeway), within a second of it, never before.
