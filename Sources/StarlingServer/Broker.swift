@@ -39,6 +39,8 @@ public final class Broker: HTTPHandler, EventStoreDelegate {
     private var mergeChecked: (event: StoredEvent, mergeable: Bool)?
     /// The fast lane's channel names, made once each (ChannelNames.swift).
     var laneChannelNames = ChannelNames()
+    /// The fast lane's bearer tokens with their grants, each for the second it was checked in
+    /// (LaneTokens.swift).
     var laneTokens = LaneTokens()
     /// With a store that paces its calls (`--redis-pace`): a client that comes back within
     /// this many ms of its previous answer, and never pipelines, waits on us (`expedite`). The
