@@ -95,17 +95,9 @@ enum QuickEvent {
             return nil
         }
 
-        /// Whether any of the eight bytes of `w` is `"`, `\` or below 0x20 (never false
-        /// when one is; the bit tricks of "Bit Twiddling Hacks": a byte is zero in `x`
-        /// exactly where `(x - 0x01…) & ~x & 0x80…` has its high bit, and below `n` ≤ 0x80
-        /// where `(w - n…) & ~w & 0x80…` has).
+        /// Whether any of the eight bytes of `w` is `"`, `\` or below 0x20 (ByteWords).
         @inline(__always) static func mayEndString(_ w: UInt64) -> Bool {
-            let ones: UInt64 = 0x0101_0101_0101_0101, high: UInt64 = 0x8080_8080_8080_8080
-            let quote = w ^ (ones &* 0x22), backslash = w ^ (ones &* 0x5C)
-            let zeroInQuote = (quote &- ones) & ~quote
-            let zeroInBackslash = (backslash &- ones) & ~backslash
-            let control = (w &- ones &* 0x20) & ~w
-            return (zeroInQuote | zeroInBackslash | control) & high != 0
+            ByteWords.equal(0x22, in: w) | ByteWords.equal(0x5C, in: w) | ByteWords.below(0x20, in: w) != 0
         }
 
         /// A JSON value with no whitespace and no escaped string, whose text is therefore

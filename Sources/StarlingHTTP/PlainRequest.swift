@@ -14,6 +14,8 @@
 // and http_parser reads from that request on, errors and limits included.
 // StarlingHTTPTests.PlainRequestTests compares the two on many requests.
 
+import StarlingCore
+
 struct PlainRequest {
     let method: String
     let url: Range<Int>
@@ -117,16 +119,10 @@ struct PlainRequest {
                             onlyCommonHeaders: common, contentType: contentType, authorization: authorization)
     }
 
-    /// Whether each of the eight bytes of `w` is printable ASCII (0x20-0x7E); never true
-    /// when one is not (a tab too, which the byte loop then takes). The bit tricks of "Bit
-    /// Twiddling Hacks": some byte is below `n` <= 0x80 exactly when `(w - n…) & ~w & 0x80…`
-    /// is not zero, some byte is zero when `(x - 0x01…) & ~x & 0x80…` is not.
+    /// Whether each of the eight bytes of `w` is printable ASCII (0x20-0x7E); false when
+    /// one is not (a tab too, which the byte loop then takes). ByteWords.
     @inline(__always) static func allPrintable(_ w: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101, high: UInt64 = 0x8080_8080_8080_8080
-        let del = w ^ (ones &* 0x7F)
-        let below20 = (w &- ones &* 0x20) & ~w
-        let isDel = (del &- ones) & ~del
-        return (w | below20 | isDel) & high == 0
+        ByteWords.nonASCII(in: w) | ByteWords.below(0x20, in: w) | ByteWords.equal(0x7F, in: w) == 0
     }
 
     /// Calls `each` with every header's name and value (the lines `scan` checked).
