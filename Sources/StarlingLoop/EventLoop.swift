@@ -105,8 +105,11 @@ public final class EventLoop {
     /// docs/operations.md; docs/benchmarks.md has the figures).
     public func pace(microseconds: Int) {
         paceNs = UInt64(max(0, microseconds)) * 1000
-        paceMs = (paceNs + 999_999) / 1_000_000
+        paceMs = Self.wholeMs(ns: paceNs)
     }
+
+    /// `ns` in whole milliseconds, rounded up (libuv's timers and clock count whole ones).
+    public static func wholeMs(ns: UInt64) -> UInt64 { (ns + 999_999) / 1_000_000 }
 
     /// The pace in whole milliseconds, rounded up; 0: none.
     public private(set) var paceMs: UInt64 = 0

@@ -97,7 +97,7 @@ public final class RedisStore: EventStore {
     private var paceTimer: LoopTimer?
     /// A publish in the batch has a client waiting on it alone (`expedite`).
     private var expedited = false
-    public var paceMs: UInt64 { (paceNs + 999_999) / 1_000_000 }
+    public var paceMs: UInt64 { EventLoop.wholeMs(ns: paceNs) }
     /// (Nothing held: a batch that filled up has just left with the publish; nothing to hurry.)
     public func expedite() { if batch != nil { expedited = true } }
     private var watches: [String: Watch] = [:]
@@ -263,7 +263,7 @@ public final class RedisStore: EventStore {
                 if paceTimer == nil {
                     // libuv's timers count whole milliseconds: a shorter pace waits for a
                     // turn's end (busy loops turn often) or for the next millisecond.
-                    let ms = max(1, (due - now + 999_999) / 1_000_000)
+                    let ms = max(1, EventLoop.wholeMs(ns: due - now))
                     paceTimer = loop.after(ms: ms) { [unowned self] in paceTimer = nil; flushBatch() }
                 }
                 return
